@@ -1,0 +1,40 @@
+# Relance — two commands: `make demo` and `make test` (see README.md).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench airflow install clean
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "installing the pinned requirements into $(VENV) (about two minutes the first time)…"
+	@$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	@$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	@$(BIN)/relance demo
+
+test: $(STAMP) lint
+	@$(BIN)/python -m pytest tests $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	@$(BIN)/ruff check dags plugins tests
+	@$(BIN)/ruff check --select AIR3 --preview dags plugins
+
+bench: $(STAMP)
+	@$(BIN)/python -m benchmarks.run
+
+airflow: $(STAMP)
+	@test -f .local/env.sh || { echo "run 'make demo' first"; exit 1; }
+	@source .local/env.sh && (port_ok=0; $(BIN)/python -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1',5055))==0)" && \
+	  ($(BIN)/moto_server -H 127.0.0.1 -p 5055 > .local/moto.log 2>&1 &) ; \
+	  $(BIN)/airflow standalone)
+
+clean:
+	rm -rf .local $(VENV)

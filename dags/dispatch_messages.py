@@ -1,0 +1,80 @@
+"""
+### dispatch_messages — decide and send every due message
+
+Runs every hour and whenever a planner updates the outbox (`relance_outbox` asset), as of its
+run's end (an asset-triggered run: as of the moment it was triggered).
+
+1. **prepare** — puts right rows a dead run left behind (`queued` → back to `planned`;
+   `sending` → `sent` if SES reported it, else `unknown`, never re-sent blindly), re-checks
+   exit conditions, then applies the sending rules in SQL to every due `planned` row: staleness
+   (`expired`), no address / suppression list (`suppressed`), unsubscribes (`unsubscribed`),
+   consent (`no_consent`). The survivors are claimed into batches.
+2. **send_batch** — one mapped task per batch (Airflow pool `ses_send`, paced to the variable
+   `tm_ses_max_send_rate` across all of them): render the template, send through SES v2,
+   record `sent` with the SES MessageId, or `no_content` / `failed` with the reason.
+3. **report** — counts per campaign and status, in the task log and XCom.
+
+Every decision is a row of `message_log` with its status and reason.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import AssetOrTimeSchedule, Param, TriggerRule, dag, task
+
+from relance.airflow_support import DEFAULT_ARGS, OUTBOX, START_DATE, interval_timetable
+from relance.settings import SES_POOL
+
+
+@dag(
+    dag_id="dispatch_messages",
+    schedule=AssetOrTimeSchedule(timetable=interval_timetable("@hourly"), assets=OUTBOX),
+    start_date=START_DATE,
+    catchup=False,
+    default_args=DEFAULT_ARGS,
+    tags=["relance", "dispatch"],
+    doc_md=__doc__,
+    params={"dry_run": Param(False, type="boolean", title="Dry run",
+                             description="Reserved: decide nothing and send nothing (see README).")},
+)
+def dispatch_messages():
+    @task
+    def prepare(**context) -> list[str]:
+        """Apply the rules to the due rows; return the batch ids this run claimed."""
+        from relance import settings, warehouse
+        from relance.campaigns.config import load_campaigns
+        from relance.dispatch import prepare as prepare_batches
+        from relance.timeutil import as_of
+
+        return prepare_batches(warehouse.connect(), load_campaigns(), as_of(context), settings.wall_clock(),
+                               run_id=context["run_id"])
+
+    @task(pool=SES_POOL, max_active_tis_per_dagrun=4)
+    def send_batch(batch_id: str, **context) -> dict:
+        """Render and send one batch through SES."""
+        from relance import aws, settings, warehouse
+        from relance.campaigns.config import load_campaigns
+        from relance.dispatch import send_batch as send
+        from relance.messaging.ses import Pacer, SesSender
+        from relance.timeutil import as_of
+
+        sender = SesSender(aws.client("sesv2", retries=0),
+                           Pacer(settings.max_send_rate() / settings.SES_POOL_SLOTS))
+        return send(warehouse.connect(), batch_id, load_campaigns(), sender, as_of(context))
+
+    @task(trigger_rule=TriggerRule.NONE_FAILED)
+    def report(**context) -> list[dict]:
+        """Counts per campaign and status of what this run decided."""
+        from relance import warehouse
+        from relance.dispatch import summary
+        from relance.timeutil import as_of
+
+        rows = summary(warehouse.connect(upgrade_schema=False), as_of(context), context["run_id"])
+        for row in rows:
+            print(f"{row['campaign_id']:<28} {row['status']:<22} {row['messages']:>7}")
+        return rows
+
+    batches = prepare()
+    send_batch.expand(batch_id=batches) >> report()
+
+
+dispatch_messages()

@@ -1,0 +1,14 @@
+-- Content "order_complements": up to 3 in-stock products that complement the order's
+-- products (product_complements, from train_recommendations), excluding what was ordered.
+-- Parameters: :order_id. One row per product, best first.
+SELECT p.product_id, p.title, COALESCE(p.sale_price, p.price) AS price, p.currency, p.link, p.image_link,
+       MAX(pc.score) AS score
+FROM order_items oi
+JOIN product_complements pc ON pc.product_id = oi.product_id
+JOIN products p ON p.product_id = pc.complement_id
+WHERE oi.order_id = :order_id
+  AND p.availability = 'in_stock'
+  AND pc.complement_id NOT IN (SELECT product_id FROM order_items WHERE order_id = :order_id)
+GROUP BY p.product_id, p.title, p.sale_price, p.price, p.currency, p.link, p.image_link
+ORDER BY score DESC, p.product_id
+LIMIT 3

@@ -1,0 +1,15 @@
+-- Unsubscribes (SPEC §7.5): marketing to a customer whose latest email consent change is an
+-- explicit opt-out (Email Unsubscribed event, SES subscription event, identify with
+-- email_opt_in false after having opted in) is 'unsubscribed'. Parameters: :as_of.
+UPDATE message_log
+SET status = 'unsubscribed', reason = 'customer unsubscribed from marketing email', decided_at = :as_of
+WHERE status = 'planned'
+  AND category = 'marketing'
+  AND due_at <= :as_of
+  AND EXISTS (
+        SELECT 1 FROM customers c
+        WHERE c.customer_id = message_log.customer_id AND c.email_opt_in = FALSE)
+  AND EXISTS (
+        SELECT 1 FROM consent_changes cc
+        WHERE cc.customer_id = message_log.customer_id AND cc.channel = 'email' AND cc.opt_in = FALSE
+          AND cc.source IN ('unsubscribe_event', 'ses_subscription'))

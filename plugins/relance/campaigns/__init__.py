@@ -1,0 +1,1 @@
+"""Campaign definitions (YAML) and planning into the outbox."""

@@ -1,0 +1,194 @@
+"""Campaign definitions: ``include/campaigns/<id>.yaml``, validated (SPEC §7.1).
+
+A bad file raises :class:`CampaignConfigError` naming the file, the field and what was
+expected; the DAG file lets it propagate, so the error shows as an import error in Airflow
+and fails the DAG-import test.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import timedelta
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from relance import settings
+from relance.timeutil import parse_duration
+
+ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,48}$")
+
+
+class CampaignConfigError(ValueError):
+    pass
+
+
+def _duration(value: str | int) -> str:
+    parse_duration(value)  # raises ValueError with the expected format
+    return str(value)
+
+
+class Step(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    delay: str = "0"
+    template: str
+    exit: str | None = None
+    #: content queries (include/sql/content/<query>.sql) rendered as template variables
+    content: list[str] = []
+    #: content variables that must be non-empty, else the message is ``no_content``
+    required: list[str] = []
+
+    _check_delay = field_validator("delay", mode="before")(_duration)
+
+    @property
+    def delay_td(self) -> timedelta:
+        return parse_duration(self.delay)
+
+    @model_validator(mode="after")
+    def _required_in_content(self) -> Step:
+        missing = [r for r in self.required if r not in self.content]
+        if missing:
+            raise ValueError(f"required {missing} must also be listed in content {self.content}")
+        return self
+
+
+class Variant(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_]+$")
+    weight: float = Field(gt=0)
+    #: step name → template to use instead of the step's own
+    templates: dict[str, str] = {}
+
+
+class Campaign(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    description: str
+    enabled: bool = True
+    category: Literal["transactional", "marketing"]
+    channel: Literal["email", "sms"] = "email"
+    priority: int = Field(ge=0, le=1000)
+    schedule: str = "@hourly"
+    trigger: str | None = None
+    lookback: str = "7d"
+    max_lateness: str = "24h"
+    cap_exempt: bool | None = None
+    holdout_pct: float = Field(default=0, ge=0, lt=100)
+    sender: str | None = None
+    variants: list[Variant] = [Variant(name="A", weight=1)]
+    steps: list[Step] = Field(min_length=1)
+
+    _check_durations = field_validator("lookback", "max_lateness", mode="before")(_duration)
+
+    @field_validator("id")
+    @classmethod
+    def _id_format(cls, value: str) -> str:
+        if not ID_PATTERN.match(value):
+            raise ValueError("must be lower_snake_case, 2-49 characters, starting with a letter")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Campaign:
+        names = [s.name for s in self.steps]
+        if len(set(names)) != len(names):
+            raise ValueError(f"step names must be unique, got {names}")
+        variant_names = [v.name for v in self.variants]
+        if len(set(variant_names)) != len(variant_names):
+            raise ValueError(f"variant names must be unique, got {variant_names}")
+        for variant in self.variants:
+            unknown = set(variant.templates) - set(names)
+            if unknown:
+                raise ValueError(f"variant {variant.name} overrides unknown step(s) {sorted(unknown)}")
+        if self.category == "transactional" and self.holdout_pct:
+            raise ValueError("a transactional campaign cannot have a holdout")
+        return self
+
+    # -- derived ------------------------------------------------------------------
+    @property
+    def trigger_sql(self) -> str:
+        return f"triggers/{self.trigger or self.id}"
+
+    @property
+    def is_cap_exempt(self) -> bool:
+        return self.category == "transactional" if self.cap_exempt is None else self.cap_exempt
+
+    @property
+    def max_lateness_td(self) -> timedelta:
+        return parse_duration(self.max_lateness)
+
+    @property
+    def lookback_td(self) -> timedelta:
+        return parse_duration(self.lookback)
+
+    @cached_property
+    def version_hash(self) -> str:
+        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        for step in self.steps:  # templates and SQL are part of what was sent
+            for rel in [f"sql/{self.trigger_sql}.sql", *(f"sql/content/{c}.sql" for c in step.content)]:
+                path = settings.INCLUDE_DIR / rel
+                payload += path.read_text() if path.exists() else ""
+            for variant in self.variants:
+                folder = settings.TEMPLATES_DIR / self.template_for(step, variant.name)
+                for file in sorted(folder.rglob("*")) if folder.is_dir() else []:
+                    payload += file.read_text() if file.is_file() else ""
+        return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+    def template_for(self, step: Step, variant: str) -> str:
+        for v in self.variants:
+            if v.name == variant and step.name in v.templates:
+                return v.templates[step.name]
+        return step.template
+
+
+def _format_error(path: Path, exc: ValidationError) -> str:
+    lines = [f"{path}: invalid campaign definition"]
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(file)"
+        lines.append(f"  field {where}: {err['msg']} (got {err.get('input')!r})")
+    return "\n".join(lines)
+
+
+def load_campaign(path: Path) -> Campaign:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise CampaignConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise CampaignConfigError(f"{path}: expected a mapping of campaign fields at the top level")
+    try:
+        campaign = Campaign.model_validate(data)
+    except ValidationError as exc:
+        raise CampaignConfigError(_format_error(path, exc)) from None
+    if campaign.id != path.stem:
+        raise CampaignConfigError(f"{path}: field id: {campaign.id!r} must equal the file name {path.stem!r}")
+    problems = []
+    if not (settings.SQL_DIR / f"{campaign.trigger_sql}.sql").exists():
+        problems.append(f"field trigger: no SQL file include/sql/{campaign.trigger_sql}.sql")
+    for i, step in enumerate(campaign.steps):
+        for query in step.content:
+            if not (settings.SQL_DIR / "content" / f"{query}.sql").exists():
+                problems.append(f"field steps.{i}.content: no SQL file include/sql/content/{query}.sql")
+        if step.exit and not (settings.SQL_DIR / "exits" / f"{step.exit}.sql").exists():
+            problems.append(f"field steps.{i}.exit: no SQL file include/sql/exits/{step.exit}.sql")
+        templates = {step.template, *(v.templates.get(step.name) for v in campaign.variants)} - {None}
+        for template in templates:
+            if not (settings.TEMPLATES_DIR / template).is_dir():
+                problems.append(f"field steps.{i}.template: no template folder include/templates/{template}")
+    if problems:
+        raise CampaignConfigError(f"{path}: " + "; ".join(problems))
+    return campaign
+
+
+def load_campaigns(folder: Path | None = None) -> dict[str, Campaign]:
+    """Every campaign of ``include/campaigns``, by id, validated."""
+    folder = folder or settings.CAMPAIGNS_DIR
+    return {c.id: c for c in (load_campaign(p) for p in sorted(folder.glob("*.yaml")))}

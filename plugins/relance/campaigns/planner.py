@@ -1,0 +1,126 @@
+"""Planning: trigger SQL as of a run's "now" → ``planned`` rows in the outbox (SPEC §6, §7.2).
+
+A planner run with as-of ``T``:
+
+1. records the campaign definition (``campaigns``, with its version hash);
+2. runs ``include/sql/triggers/<id>.sql`` with ``:as_of = T`` and ``:since = T - lookback``;
+   each row is a trigger instance (``customer_id``, ``trigger_id``, ``trigger_at`` and any
+   other columns, kept as the message's context);
+3. for every step whose ``due_at = trigger_at + delay`` falls in ``(T - max_lateness, T]``
+   writes one row with a deterministic ``send_key`` — insert-if-absent, so re-runs, retries,
+   overlapping runs and backfills never duplicate a message;
+4. applies the steps' exit conditions to the rows still waiting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from relance.campaigns.config import Campaign
+from relance.timeutil import utc
+from relance.warehouse import Warehouse
+
+TRIGGER_COLUMNS = ("customer_id", "trigger_id", "trigger_at")
+
+
+def send_key(campaign_id: str, step: int, customer_id: str, trigger_id: str) -> str:
+    """Deterministic, unique per (campaign, step, customer, trigger instance).
+
+    Only letters, digits, ``_`` and ``-``: it travels as an SES message tag.
+    """
+    digest = hashlib.sha256(f"{customer_id}\x1f{trigger_id}".encode()).hexdigest()[:24]
+    return f"{campaign_id}-{step}-{digest}"
+
+
+def bucket(campaign_id: str, customer_id: str, salt: str) -> float:
+    """A stable number in [0, 100) from (campaign, customer): variants and holdouts."""
+    digest = hashlib.sha256(f"{salt}\x1f{campaign_id}\x1f{customer_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 * 100
+
+
+def assign_variant(campaign: Campaign, customer_id: str) -> str:
+    total = sum(v.weight for v in campaign.variants)
+    point = bucket(campaign.id, customer_id, "variant") / 100 * total
+    for variant in campaign.variants:
+        point -= variant.weight
+        if point < 0:
+            return variant.name
+    return campaign.variants[-1].name
+
+
+def record_campaign(wh: Warehouse, campaign: Campaign, now: datetime, conn=None) -> None:
+    wh.execute("outbox/upsert_campaign", {
+        "campaign_id": campaign.id, "version_hash": campaign.version_hash, "category": campaign.category,
+        "priority": campaign.priority, "enabled": campaign.enabled,
+        "definition": json.dumps(campaign.model_dump(mode="json"), sort_keys=True), "loaded_at": now,
+    }, conn)
+
+
+def _json_default(value: Any) -> str:
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def plan_rows(campaign: Campaign, triggers: list[dict[str, Any]], as_of: datetime, run_id: str
+              ) -> list[dict[str, Any]]:
+    """Trigger instances → the outbox rows due in ``(as_of - max_lateness, as_of]`` (pure)."""
+    horizon_start = as_of - campaign.max_lateness_td
+    rows = []
+    for trig in triggers:
+        missing = [c for c in TRIGGER_COLUMNS if trig.get(c) in (None, "")]
+        if missing:
+            raise ValueError(f"trigger SQL {campaign.trigger_sql}.sql returned a row without {missing}: {trig}")
+        trigger_at = utc(trig["trigger_at"])
+        customer_id, trigger_id = str(trig["customer_id"]), str(trig["trigger_id"])
+        context = {k: (utc(v).isoformat() if k.endswith("_at") else v)
+                   for k, v in trig.items() if k not in TRIGGER_COLUMNS and v is not None}
+        variant = assign_variant(campaign, customer_id)
+        for number, step in enumerate(campaign.steps, start=1):
+            due_at = trigger_at + step.delay_td
+            if not (horizon_start < due_at <= as_of):
+                continue
+            rows.append({
+                "send_key": send_key(campaign.id, number, customer_id, trigger_id),
+                "campaign_id": campaign.id, "campaign_version": campaign.version_hash,
+                "step": number, "step_name": step.name, "variant": variant,
+                "customer_id": customer_id, "category": campaign.category, "priority": campaign.priority,
+                "trigger_id": trigger_id, "trigger_at": trigger_at, "due_at": due_at,
+                "context": json.dumps(context, sort_keys=True, default=_json_default),
+                "status": "planned", "planned_at": as_of, "planned_by": run_id,
+            })
+    return rows
+
+
+def apply_exits(wh: Warehouse, campaign: Campaign, as_of: datetime, conn) -> int:
+    """Mark ``exited`` the waiting rows of steps whose exit condition now holds."""
+    exited = 0
+    by_exit: dict[str, list[int]] = {}
+    for number, step in enumerate(campaign.steps, start=1):
+        if step.exit:
+            by_exit.setdefault(step.exit, []).append(number)
+    for exit_name, steps in by_exit.items():
+        exited += wh.execute(f"exits/{exit_name}", {"campaign_id": campaign.id, "steps": steps, "as_of": as_of},
+                             conn) or 0
+    return exited
+
+
+def plan_campaign(wh: Warehouse, campaign: Campaign, as_of: datetime, run_id: str = "manual",
+                  dry_run: bool = False) -> dict[str, Any]:
+    """Plan one campaign as of ``as_of``. Returns counts; writes nothing when ``dry_run``."""
+    as_of = utc(as_of)
+    params = {"as_of": as_of, "since": as_of - campaign.lookback_td, "campaign_id": campaign.id}
+    with wh.begin() as conn:
+        record_campaign(wh, campaign, as_of, conn)
+        if not campaign.enabled:
+            return {"campaign_id": campaign.id, "enabled": False, "triggers": 0, "due": 0, "planned": 0}
+        triggers = wh.query(campaign.trigger_sql, params, conn)
+        rows = plan_rows(campaign, triggers, as_of, run_id)
+        if dry_run:
+            return {"campaign_id": campaign.id, "dry_run": True, "triggers": len(triggers), "due": len(rows),
+                    "planned": 0}
+        inserted = wh.insert_rows("message_log", rows, conn, on_conflict_do_nothing=["send_key"])
+        exited = apply_exits(wh, campaign, as_of, conn)
+    return {"campaign_id": campaign.id, "triggers": len(triggers), "due": len(rows), "planned": inserted,
+            "exited": exited, "as_of": as_of.astimezone(UTC).isoformat()}

@@ -1,0 +1,66 @@
+"""The ``relance`` command line: ``db upgrade``, ``shopsim``, ``report``, ``demo``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _db_upgrade(args: argparse.Namespace) -> int:
+    from relance import warehouse
+
+    wh = warehouse.Warehouse(args.url)
+    applied = wh.upgrade()
+    print(f"warehouse {wh.engine.url.render_as_string(hide_password=True)}: "
+          + (f"applied {', '.join(applied)}" if applied else "up to date"))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from relance import reporting, warehouse
+
+    print(reporting.format_campaign_summary(reporting.campaign_summary(warehouse.connect(args.url))))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from relance import demo
+
+    return demo.run(customers=args.customers, days=args.days, seed=args.seed, start=args.start)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="relance", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    db = sub.add_parser("db", help="warehouse schema")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    up = db_sub.add_parser("upgrade", help="create or migrate the warehouse schema (idempotent)")
+    up.add_argument("--url", help="SQLAlchemy URI (default: the 'warehouse' connection)")
+    up.set_defaults(func=_db_upgrade)
+
+    sim = sub.add_parser("shopsim", help="generate a synthetic shop's landing zone", add_help=False)
+    sim.set_defaults(func=None)
+
+    rep = sub.add_parser("report", help="per-campaign summary of the outbox")
+    rep.add_argument("--url", help="SQLAlchemy URI (default: the 'warehouse' connection)")
+    rep.set_defaults(func=_report)
+
+    demo = sub.add_parser("demo", help="synthetic shop → Airflow runs over the simulated days → summary")
+    demo.add_argument("--customers", type=int, default=2000)
+    demo.add_argument("--days", type=int, default=4)
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--start", default="2026-11-16", help="first simulated day (YYYY-MM-DD)")
+    demo.set_defaults(func=_demo)
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["shopsim"]:
+        from relance.shopsim import main as shopsim_main
+
+        return shopsim_main(argv[1:])
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""What a template sees: the customer, the trigger's context and the step's content queries."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from relance import settings
+from relance.campaigns.config import Campaign, Step
+from relance.timeutil import utc
+from relance.warehouse import Warehouse
+
+
+def _param(key: str, value: Any) -> Any:
+    """Context values back to SQL parameters: ``*_at`` keys are timestamps."""
+    if key.endswith("_at") and isinstance(value, str):
+        return utc(value)
+    return value
+
+
+def build_context(wh: Warehouse, campaign: Campaign, step: Step, row: dict[str, Any], as_of: datetime
+                  ) -> tuple[dict[str, Any], list[str]]:
+    """Template variables for one outbox row, and the required content blocks that are empty."""
+    trigger_context = json.loads(row.get("context") or "{}")
+    params = {key: _param(key, value) for key, value in trigger_context.items()}
+    params.update({"customer_id": row["customer_id"], "trigger_id": row["trigger_id"],
+                   "trigger_at": utc(row["trigger_at"]), "as_of": utc(as_of)})
+    context: dict[str, Any] = {
+        **trigger_context,
+        "customer": {"customer_id": row["customer_id"], "first_name": row.get("first_name"),
+                     "last_name": row.get("last_name"), "email": row.get("email"), "locale": row.get("locale")},
+        "campaign": {"id": campaign.id, "step": step.name, "variant": row["variant"]},
+        "shop": {"name": settings.SHOP_NAME, "url": settings.SHOP_URL},
+        "unsubscribe_url": None,
+    }
+    for query in step.content:
+        context[query] = wh.query(f"content/{query}", params)
+    missing = [name for name in step.required if not context.get(name)]
+    return context, missing

@@ -1,0 +1,1 @@
+"""Templates, MIME building and the SES client."""

@@ -1,0 +1,84 @@
+"""Sending through Amazon SES v2 (``SendEmail`` with Raw content), paced and retried.
+
+Rate (SPEC §7.10): every send task holds one slot of the Airflow pool ``ses_send`` and
+paces itself at ``max_rate / pool slots``, so however many mapped tasks of however many
+dispatcher runs are running, the deployment stays under ``tm_ses_max_send_rate``.
+Throttling and 5xx answers are retried with exponential backoff; other errors are final.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Any
+
+from botocore.exceptions import ClientError, ConnectionError, EndpointConnectionError, ReadTimeoutError
+
+RETRYABLE_CODES = {"Throttling", "ThrottlingException", "TooManyRequestsException", "LimitExceededException",
+                   "ServiceUnavailable", "InternalFailure", "InternalServerError", "RequestTimeout"}
+
+
+class SendError(RuntimeError):
+    """``retryable``: SES refused for now (throttled, 5xx): safe to try again later.
+    ``ambiguous``: SES may or may not have accepted it (read timeout): never resend blindly."""
+
+    def __init__(self, message: str, retryable: bool, ambiguous: bool = False):
+        super().__init__(message)
+        self.retryable, self.ambiguous = retryable, ambiguous
+
+
+class Pacer:
+    """At most ``rate`` calls per second from this process (a simple interval limiter)."""
+
+    def __init__(self, rate: float, clock=time.monotonic, sleep=time.sleep):
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.clock, self.sleep = clock, sleep
+        self.next_at = 0.0
+
+    def wait(self) -> None:
+        now = self.clock()
+        if now < self.next_at:
+            self.sleep(self.next_at - now)
+            now = self.next_at
+        self.next_at = now + self.interval
+
+
+@dataclass
+class SesSender:
+    client: Any
+    pacer: Pacer
+    max_attempts: int = 6
+    base_delay: float = 0.5
+    configuration_set: str | None = None
+    sleep: Any = time.sleep
+
+    def send(self, message: EmailMessage, send_key: str, campaign_id: str) -> str:
+        """Send one message; returns the SES MessageId or raises SendError."""
+        request = {
+            "FromEmailAddress": message["From"].addresses[0].addr_spec,
+            "Destination": {"ToAddresses": [str(message["To"])]},
+            "Content": {"Raw": {"Data": message.as_bytes()}},
+            "EmailTags": [{"Name": "send_key", "Value": send_key}, {"Name": "campaign_id", "Value": campaign_id}],
+        }
+        if self.configuration_set:
+            request["ConfigurationSetName"] = self.configuration_set
+        for attempt in range(1, self.max_attempts + 1):
+            self.pacer.wait()
+            try:
+                return self.client.send_email(**request)["MessageId"]
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+                retryable = code in RETRYABLE_CODES or status == 429 or status >= 500
+                detail = f"SES {code or status}: {exc.response.get('Error', {}).get('Message', exc)}"
+            except ReadTimeoutError as exc:
+                raise SendError(f"SES did not answer in time (the message may have been accepted): {exc}",
+                                retryable=False, ambiguous=True) from None
+            except (EndpointConnectionError, ConnectionError) as exc:
+                retryable, detail = True, f"SES unreachable: {exc}"
+            if not retryable or attempt == self.max_attempts:
+                raise SendError(detail, retryable)
+            self.sleep(self.base_delay * 2 ** (attempt - 1) * (0.5 + random.random()))
+        raise AssertionError("unreachable")

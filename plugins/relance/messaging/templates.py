@@ -1,0 +1,81 @@
+"""Email templates (SPEC §7.9): sandboxed Jinja2, HTML autoescaped, plain-text part, per locale.
+
+Layout: ``include/templates/<template>/<locale>/{subject.txt, body.html, body.txt}``; a locale
+without its own folder falls back to ``fr``. Any error (syntax, undefined variable, sandbox
+violation) raises :class:`TemplateRenderError`, and the dispatcher fails that message closed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from relance import settings
+
+FALLBACK_LOCALE = "fr"
+SUPPORTED_LOCALES = ("fr", "en")
+
+
+class TemplateRenderError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    html: str
+    text: str
+    locale: str
+
+
+def money(value: Any, currency: str | None = "EUR", locale: str = FALLBACK_LOCALE) -> str:
+    if value is None:
+        return ""
+    amount = float(value)
+    symbol = {"EUR": "€", "USD": "$", "GBP": "£", "CAD": "$ CA"}.get(currency or "EUR", currency or "")
+    if locale == "fr":
+        return f"{amount:,.2f}".replace(",", "\u202f").replace(".", ",") + f"\u00a0{symbol}"
+    return f"{symbol}{amount:,.2f}"
+
+
+def normalise_locale(locale: str | None) -> str:
+    base = (locale or "").split("-")[0].split("_")[0].lower()
+    return base if base in SUPPORTED_LOCALES else FALLBACK_LOCALE
+
+
+@cache
+def environment(locale: str) -> ImmutableSandboxedEnvironment:
+    env = ImmutableSandboxedEnvironment(
+        loader=FileSystemLoader(str(settings.TEMPLATES_DIR)),
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        undefined=StrictUndefined,
+        trim_blocks=False,
+        keep_trailing_newline=False,
+    )
+    env.filters["money"] = lambda value, currency="EUR": money(value, currency, locale)
+    return env
+
+
+def render(template: str, locale: str | None, context: dict[str, Any]) -> Rendered:
+    """Render the three parts of ``template`` for ``locale``; raise TemplateRenderError."""
+    loc = normalise_locale(locale)
+    if not (settings.TEMPLATES_DIR / template / loc).is_dir():
+        loc = FALLBACK_LOCALE
+    env = environment(loc)
+    try:
+        subject = env.get_template(f"{template}/{loc}/subject.txt").render(context)
+        subject = " ".join(subject.split())  # one line, whatever the template did
+        full = {**context, "subject": subject}
+        html = env.get_template(f"{template}/{loc}/body.html").render(full)
+        text = env.get_template(f"{template}/{loc}/body.txt").render(full)
+    except TemplateError as exc:
+        where = getattr(exc, "name", None) or template
+        line = getattr(exc, "lineno", None)
+        raise TemplateRenderError(f"template {where}{f' line {line}' if line else ''}: {exc}") from exc
+    except (TypeError, ValueError, IndexError, KeyError, AttributeError) as exc:
+        raise TemplateRenderError(f"template {template} ({loc}): {type(exc).__name__}: {exc}") from exc
+    return Rendered(subject=subject, html=html, text=text, locale=loc)

@@ -1,0 +1,152 @@
+"""Configuration: the only module that reads connections, variables and environment.
+
+The contract is SPEC §4. Every value is resolved in this order:
+
+1. the environment (``AIRFLOW_CONN_WAREHOUSE``, ``AIRFLOW_VAR_TM_LANDING`` …), which is also
+   what Airflow itself reads first, so a task and the ``relance`` command line agree;
+2. inside a running Airflow task, Airflow's own Connection / Variable lookup (the metadata
+   database or a secrets backend, through the Task SDK);
+3. the embedded defaults under ``<repo>/.local``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from urllib.parse import quote
+
+REPO_ROOT = Path(os.environ.get("RELANCE_HOME", Path(__file__).resolve().parents[2]))
+INCLUDE_DIR = REPO_ROOT / "include"
+SQL_DIR = INCLUDE_DIR / "sql"
+TEMPLATES_DIR = INCLUDE_DIR / "templates"
+CAMPAIGNS_DIR = INCLUDE_DIR / "campaigns"
+MODELS_DIR = REPO_ROOT / "models"
+LOCAL_DIR = REPO_ROOT / ".local"
+
+WAREHOUSE_CONN_ID = "warehouse"
+AWS_CONN_ID = "aws_default"
+
+DEFAULT_SENDER = "boutique@shop.example"
+DEFAULT_MAX_SEND_RATE = 14.0
+
+#: Airflow pool shared by every mapped send task of every dispatcher run (SPEC §7.10).
+SES_POOL = "ses_send"
+#: Slots of that pool. Each send task paces itself at ``max_rate / SES_POOL_SLOTS`` so the
+#: deployment as a whole never exceeds the max send rate, however many tasks run at once.
+SES_POOL_SLOTS = 4
+
+
+def _in_airflow_task() -> bool:
+    try:
+        from airflow.sdk import get_current_context
+
+        get_current_context()
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "not inside a task"
+        return False
+
+
+def variable(key: str, default: str | None = None) -> str | None:
+    """An Airflow Variable, from the environment, then Airflow, then ``default``."""
+    env = os.environ.get(f"AIRFLOW_VAR_{key.upper()}")
+    if env is not None:
+        return env
+    if _in_airflow_task():
+        from airflow.sdk import Variable
+
+        try:
+            return Variable.get(key, default=default)
+        except Exception:  # noqa: BLE001 - missing variable → default
+            return default
+    return default
+
+
+def _uri_from_connection_fields(conn) -> str:
+    conn_type = (conn.conn_type or "").lower()
+    if conn_type in ("postgres", "postgresql"):
+        auth = ""
+        if conn.login:
+            auth = quote(conn.login, safe="")
+            if conn.password:
+                auth += ":" + quote(conn.password, safe="")
+            auth += "@"
+        port = f":{conn.port}" if conn.port else ""
+        return f"postgresql://{auth}{conn.host}{port}/{conn.schema or ''}"
+    if conn_type == "sqlite":
+        return f"sqlite:///{conn.host}"
+    return conn.get_uri()
+
+
+def normalise_db_uri(uri: str) -> str:
+    """Accept Airflow-style ``postgres://`` URIs as well as SQLAlchemy ones."""
+    if uri.startswith("postgres://"):
+        uri = "postgresql://" + uri[len("postgres://") :]
+    return uri
+
+
+def warehouse_uri() -> str:
+    """SQLAlchemy URI of the warehouse (connection ``warehouse``)."""
+    env = os.environ.get("AIRFLOW_CONN_WAREHOUSE")
+    if env:
+        env = env.strip()
+        if env.startswith("{"):
+            data = json.loads(env)
+            from types import SimpleNamespace
+
+            fields = {k: data.get(k) for k in ("conn_type", "host", "login", "password", "port", "schema")}
+            return normalise_db_uri(_uri_from_connection_fields(SimpleNamespace(**fields, get_uri=lambda: "")))
+        return normalise_db_uri(env)
+    if _in_airflow_task():
+        try:
+            from airflow.sdk import Connection
+
+            return normalise_db_uri(_uri_from_connection_fields(Connection.get(WAREHOUSE_CONN_ID)))
+        except Exception:  # noqa: BLE001 - no such connection → embedded default
+            pass
+    LOCAL_DIR.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{LOCAL_DIR / 'warehouse.db'}"
+
+
+def landing_uri() -> str:
+    """Landing zone: a local path or ``s3://bucket/prefix`` (variable ``tm_landing``)."""
+    return variable("tm_landing") or str(LOCAL_DIR / "landing")
+
+
+def sender() -> str:
+    return variable("tm_sender") or DEFAULT_SENDER
+
+
+def max_send_rate() -> float:
+    raw = variable("tm_ses_max_send_rate")
+    return float(raw) if raw else DEFAULT_MAX_SEND_RATE
+
+
+def ses_events_queue() -> str | None:
+    return variable("tm_ses_events_queue")
+
+
+def unsubscribe_base_url() -> str:
+    return variable("tm_unsubscribe_url") or "https://shop.example/unsubscribe"
+
+
+def unsubscribe_secret() -> str:
+    return variable("tm_unsubscribe_secret") or "change-me-in-production"
+
+
+def wall_clock():
+    """The real time, used only by the staleness guard and for claim timestamps (SPEC §4).
+
+    ``RELANCE_SIMULATED_NOW`` (ISO 8601) replaces it in simulations — the demo replays past
+    days hour by hour and sets it to each run's as-of; tests set it to pin the guard.
+    """
+    from datetime import UTC, datetime
+
+    simulated = os.environ.get("RELANCE_SIMULATED_NOW")
+    if simulated:
+        return datetime.fromisoformat(simulated.replace("Z", "+00:00")).astimezone(UTC)
+    return datetime.now(UTC)
+
+
+SHOP_NAME = "Boutique Relance"
+SHOP_URL = "https://shop.example"
