@@ -12,7 +12,7 @@ SKIP_STATUSES = ("holdout", "capped", "suppressed", "no_consent", "unsubscribed"
 
 def campaign_summary(wh: Warehouse) -> list[dict[str, Any]]:
     """Per campaign: rows planned, sent, still waiting, and skips by status."""
-    rows = wh.query("views/campaign_status_counts")
+    rows = wh.query("reporting/campaign_status_counts")
     out: dict[str, dict[str, Any]] = {}
     for row in rows:
         entry = out.setdefault(row["campaign_id"], {"campaign_id": row["campaign_id"], "planned": 0, "sent": 0,

@@ -200,7 +200,7 @@ def upgrade(wh: Warehouse) -> list[str]:
     try:
         with wh.begin() as conn:
             done = {r[0] for r in conn.execute(sa.text("SELECT version FROM schema_migrations"))}
-        if all(version in done for version, _ in wanted):
+        if all(version in done for version, _ in wanted) and not _views_changed(wh):
             return []
     except sa.exc.DBAPIError:
         pass
@@ -221,7 +221,41 @@ def upgrade(wh: Warehouse) -> list[str]:
                            "t": datetime.now(UTC)}),
             )
             applied_now.append(version)
+        create_views(wh, conn)
     return applied_now
+
+
+VIEWS_DIR = settings.SQL_DIR / "views"
+
+
+def create_views(wh: Warehouse, conn: Connection) -> None:
+    """(Re)create the analyst views of ``include/sql/views/<name>.sql`` (each a SELECT) whose
+    text changed since they were last created."""
+    conn.execute(sa.text("CREATE TABLE IF NOT EXISTS schema_views (name TEXT PRIMARY KEY, checksum TEXT NOT NULL)"))
+    current = {r[0]: r[1] for r in conn.execute(sa.text("SELECT name, checksum FROM schema_views"))}
+    for path in sorted(VIEWS_DIR.glob("*.sql")):
+        body = load_sql(f"views/{path.stem}").strip().rstrip(";")
+        checksum = hashlib.sha256(body.encode()).hexdigest()[:16]
+        if current.get(path.stem) == checksum:
+            continue
+        conn.exec_driver_sql(f'DROP VIEW IF EXISTS "{path.stem}"')
+        conn.exec_driver_sql(f'CREATE VIEW "{path.stem}" AS {body}')
+        conn.execute(sa.text("DELETE FROM schema_views WHERE name = :n"), {"n": path.stem})
+        conn.execute(sa.text("INSERT INTO schema_views (name, checksum) VALUES (:n, :c)"),
+                     {"n": path.stem, "c": checksum})
+
+
+def _views_changed(wh: Warehouse) -> bool:
+    try:
+        with wh.begin() as conn:
+            current = {r[0]: r[1] for r in conn.execute(sa.text("SELECT name, checksum FROM schema_views"))}
+    except sa.exc.DBAPIError:
+        return True
+    for path in VIEWS_DIR.glob("*.sql"):
+        body = load_sql(f"views/{path.stem}").strip().rstrip(";")
+        if current.get(path.stem) != hashlib.sha256(body.encode()).hexdigest()[:16]:
+            return True
+    return False
 
 
 def connect(uri: str | None = None, upgrade_schema: bool = True) -> Warehouse:
