@@ -28,13 +28,11 @@ lint: $(STAMP)
 	@$(BIN)/ruff check --select AIR3 --preview dags plugins
 
 bench: $(STAMP)
-	@$(BIN)/python -m benchmarks.run
+	@$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 airflow: $(STAMP)
-	@test -f .local/env.sh || { echo "run 'make demo' first"; exit 1; }
-	@source .local/env.sh && (port_ok=0; $(BIN)/python -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1',5055))==0)" && \
-	  ($(BIN)/moto_server -H 127.0.0.1 -p 5055 > .local/moto.log 2>&1 &) ; \
-	  $(BIN)/airflow standalone)
+	@test -f .local/env.sh || { echo "run 'make demo' first: it creates the state this opens"; exit 1; }
+	@source .local/env.sh && $(BIN)/relance emulator && $(BIN)/airflow standalone
 
 clean:
 	rm -rf .local $(VENV)

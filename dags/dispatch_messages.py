@@ -19,10 +19,14 @@ Every decision is a row of `message_log` with its status and reason.
 
 from __future__ import annotations
 
+import logging
+
 from airflow.sdk import AssetOrTimeSchedule, Param, TriggerRule, dag, task
 
 from relance.airflow_support import DEFAULT_ARGS, OUTBOX, START_DATE, interval_timetable
 from relance.settings import SES_POOL
+
+log = logging.getLogger(__name__)
 
 
 @dag(
@@ -70,7 +74,7 @@ def dispatch_messages():
 
         rows = summary(warehouse.connect(upgrade_schema=False), as_of(context), context["run_id"])
         for row in rows:
-            print(f"{row['campaign_id']:<28} {row['status']:<22} {row['messages']:>7}")
+            log.info("%-28s %-22s %7d", row["campaign_id"], row["status"], row["messages"])
         return rows
 
     batches = prepare()

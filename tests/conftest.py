@@ -163,6 +163,6 @@ def airflow_home():
 
 @pytest.fixture(scope="session")
 def dagbag(airflow_home):
-    from airflow.models.dagbag import DagBag
+    from airflow.dag_processing.dagbag import DagBag
 
     return DagBag(dag_folder=str(ROOT / "dags"))

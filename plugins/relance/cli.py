@@ -29,6 +29,15 @@ def _demo(args: argparse.Namespace) -> int:
     return demo.run(customers=args.customers, days=args.days, seed=args.seed, start=args.start)
 
 
+def _emulator(args: argparse.Namespace) -> int:
+    from relance import demo
+
+    proc = demo.start_emulator(args.port)
+    demo.prepare_emulator()
+    print(f"SES/S3/SQS emulator on http://127.0.0.1:{args.port}" + (" (started)" if proc else " (already running)"))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="relance", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -52,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--start", default="2026-11-16", help="first simulated day (YYYY-MM-DD)")
     demo.set_defaults(func=_demo)
+
+    emu = sub.add_parser("emulator", help="start the local SES/S3/SQS emulator (moto server) if not running")
+    emu.add_argument("--port", type=int, default=5055)
+    emu.set_defaults(func=_emulator)
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["shopsim"]:

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -38,7 +39,7 @@ def demo_environment(moto_port: int = MOTO_PORT) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_FOLDER": str(settings.REPO_ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(settings.REPO_ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
         "AIRFLOW_CONN_WAREHOUSE": f"sqlite:///{LOCAL / 'warehouse.db'}",
         "AIRFLOW_CONN_AWS_DEFAULT": json.dumps({"conn_type": "aws", "extra": {
@@ -71,7 +72,7 @@ def start_emulator(port: int = MOTO_PORT) -> subprocess.Popen | None:
         return None
     log = open(LOCAL / "moto.log", "w")  # noqa: SIM115 - lives as long as the process
     proc = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT)
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     for _ in range(100):
         if port_open(port):
             return proc
@@ -98,6 +99,7 @@ def airflow_cli(*args: str) -> None:
 
 def run(customers: int = 2000, days: int = 4, seed: int = 7, start: str = "2026-11-16") -> int:
     started = time.time()
+    warnings.filterwarnings("ignore")  # library deprecation chatter; the demo prints its own progress
     first_day = date.fromisoformat(start)
     say(f"resetting {LOCAL}")
     for name in ("landing", "airflow", "warehouse.db", "warehouse.db-wal", "warehouse.db-shm"):
@@ -116,8 +118,8 @@ def run(customers: int = 2000, days: int = 4, seed: int = 7, start: str = "2026-
     say(f"generating a synthetic shop: {customers} customers, {days} days from {first_day} (seed {seed})")
     stats = generate(LOCAL / "landing", customers=customers, days=days, start=first_day, seed=seed,
                      progress=lambda m: say(f"  shopsim: {m}"))
-    say(f"  {stats.get('events_written', stats.get('events', '?'))} events, {stats.get('orders', '?')} orders, "
-        f"{stats.get('products', '?')} products")
+    say(f"  {stats['events_total']} Segment calls ({stats['orders']} orders, {stats['carts']} carts), "
+        f"{stats['products']} products, {stats['malformed_lines']} malformed lines planted")
 
     say(f"starting the local SES/S3/SQS emulator (moto server) on port {MOTO_PORT}")
     emulator = start_emulator()
@@ -147,7 +149,7 @@ def run(customers: int = 2000, days: int = 4, seed: int = 7, start: str = "2026-
 
 def replay(first_day: date, days: int) -> None:
     """Run every DAG with Airflow for each simulated hour, as the scheduler would."""
-    from airflow.models.dagbag import DagBag
+    from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=str(settings.REPO_ROOT / "dags"))
     if bag.import_errors:

@@ -20,6 +20,7 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_customer_time ON events (customer_id, occurred_at);
 CREATE INDEX IF NOT EXISTS events_name_time ON events (event, occurred_at);
 CREATE INDEX IF NOT EXISTS events_product ON events (product_id, event);
+CREATE INDEX IF NOT EXISTS events_order ON events (order_id);
 
 -- Latest value of each identify trait (and consent), whatever order the calls arrived in.
 CREATE TABLE IF NOT EXISTS customer_traits (
@@ -40,6 +41,7 @@ CREATE TABLE IF NOT EXISTS stage_customer_traits (
     observed_at    TIMESTAMP NOT NULL,
     message_id     TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS stage_customer_traits_batch ON stage_customer_traits (batch_id);
 
 -- One row per known customer: the traits folded from customer_traits.
 CREATE TABLE IF NOT EXISTS customers (

@@ -267,7 +267,7 @@ def refresh_customers(wh: Warehouse, conn, customer_ids: list[str]) -> None:
             cust[row["trait"]] = row["value"]
             observed = row["observed_at"]
             if isinstance(observed, str):
-                observed = datetime.strptime(observed, "%Y-%m-%d %H:%M:%S")
+                observed = datetime.fromisoformat(observed)
             if cust["updated_at"] is None or observed > cust["updated_at"]:
                 cust["updated_at"] = observed
         out = []
@@ -280,7 +280,7 @@ def refresh_customers(wh: Warehouse, conn, customer_ids: list[str]) -> None:
                 "phone": cust.get("phone"), "birthday": birthday,
                 "birthday_mmdd": birthday[5:10] if birthday else None,
                 "locale": cust.get("locale"), "timezone": cust.get("timezone"),
-                "created_at": datetime.strptime(created, "%Y-%m-%d %H:%M:%S") if created else None,
+                "created_at": datetime.fromisoformat(created) if created else None,
                 "email_opt_in": _flag(cust.get("email_opt_in")), "sms_opt_in": _flag(cust.get("sms_opt_in")),
                 "updated_at": cust["updated_at"],
             })

@@ -62,6 +62,8 @@ class Warehouse:
     # -- parameters -----------------------------------------------------------------
     def to_db(self, value: Any) -> Any:
         """Python value → driver value following the conventions of this module."""
+        if value is None or type(value) in (str, int, float):
+            return value
         if isinstance(value, datetime):
             if value.tzinfo is not None:
                 value = value.astimezone(UTC).replace(tzinfo=None)
