@@ -24,7 +24,7 @@ test: $(STAMP) lint
 	@$(BIN)/python -m pytest tests $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	@$(BIN)/ruff check dags plugins tests
+	@$(BIN)/ruff check dags plugins tests benchmarks
 	@$(BIN)/ruff check --select AIR3 --preview dags plugins
 
 bench: $(STAMP)

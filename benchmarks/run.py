@@ -63,7 +63,7 @@ print(json.dumps(out))
 
 
 def run_stage(stage: str, landing: str, url: str) -> dict:
-    code = "import sys, json\nsys.path.insert(0, %r)\n" % str(ROOT / "plugins") + STAGE_CODE[stage]
+    code = f"import sys, json\nsys.path.insert(0, {str(ROOT / 'plugins')!r})\n" + STAGE_CODE[stage]
     started = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-c", code, landing, str(SIZE), url, START],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)

@@ -1,0 +1,90 @@
+"""Templates and MIME: sandboxed, escaped, per locale; headers validated."""
+
+from __future__ import annotations
+
+import pytest
+
+from relance.messaging.mime import HeaderError, build_message, check_address, unsubscribe_url
+from relance.messaging.templates import TemplateRenderError, money, render
+
+CONTEXT = {
+    "customer": {"first_name": "Zoé <b>", "last_name": "X", "email": "z@example.com", "locale": "fr"},
+    "campaign": {"id": "cart_abandonment", "step": "reminder_2h", "variant": "A"},
+    "shop": {"name": "Boutique", "url": "https://shop.example"},
+    "unsubscribe_url": "https://shop.example/unsubscribe?t=1",
+    "cart_items": [{"product_id": "p1", "title": "Bol <script>", "price": 12.5, "currency": "EUR",
+                    "link": "https://shop.example/p1", "image_link": None}],
+}
+
+
+def test_french_and_english_templates_render_with_personalised_subjects():
+    fr = render("cart_abandonment/reminder", "fr", CONTEXT)
+    en = render("cart_abandonment/reminder", "en-GB", CONTEXT)
+    assert fr.subject == "Zoé <b>, votre Bol <script> vous attend" and fr.locale == "fr"
+    assert en.subject.startswith("Zoé <b>, your Bol <script>") and en.locale == "en"
+    assert "12,50\u00a0€" in fr.text and "€12.50" in en.text
+
+
+def test_html_is_autoescaped_and_text_is_not():
+    out = render("cart_abandonment/reminder", "fr", CONTEXT)
+    assert "<script>" not in out.html and "Bol &lt;script&gt;" in out.html and "Zoé &lt;b&gt;" in out.html
+    assert "Bol <script>" in out.text
+
+
+def test_unknown_locale_falls_back_to_french():
+    assert render("cart_abandonment/reminder", "de", CONTEXT).locale == "fr"
+    assert render("cart_abandonment/reminder", None, CONTEXT).locale == "fr"
+
+
+def test_a_template_error_is_a_clear_render_error():
+    broken = {k: v for k, v in CONTEXT.items() if k != "cart_items"}
+    with pytest.raises(TemplateRenderError, match="cart_items"):
+        render("cart_abandonment/reminder", "fr", broken)
+
+
+def test_the_sandbox_refuses_unsafe_attribute_access(tmp_path, monkeypatch):
+    from relance import settings
+    from relance.messaging import templates
+
+    folder = tmp_path / "evil" / "fr"
+    folder.mkdir(parents=True)
+    (folder / "subject.txt").write_text("{{ ''.__class__.__mro__[1].__subclasses__() }}")
+    (folder / "body.html").write_text("x")
+    (folder / "body.txt").write_text("x")
+    monkeypatch.setattr(settings, "TEMPLATES_DIR", tmp_path)
+    templates.environment.cache_clear()
+    try:
+        with pytest.raises(TemplateRenderError):
+            render("evil", "fr", {})
+    finally:
+        templates.environment.cache_clear()
+
+
+@pytest.mark.parametrize("bad", ["a@b.c\r\nBcc: x@y.z", "not-an-address", "", "x@y.z\n"])
+def test_invalid_or_injected_addresses_are_refused(bad):
+    with pytest.raises(HeaderError):
+        check_address(bad)
+
+
+def test_marketing_mail_carries_rfc8058_one_click_headers_and_transactional_does_not():
+    url = unsubscribe_url("https://shop.example/u", "c1", "cart_abandonment", "secret")
+    marketing = build_message(sender="boutique@shop.example", to="z@example.com", subject="s", text="t",
+                              html="<p>h</p>", send_key="k-1", unsubscribe=url)
+    assert marketing["List-Unsubscribe"] == f"<{url}>"
+    assert marketing["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    receipt = build_message(sender="boutique@shop.example", to="z@example.com", subject="s", text="t",
+                            html="<p>h</p>", send_key="k-2")
+    assert receipt["List-Unsubscribe"] is None
+    assert url != unsubscribe_url("https://shop.example/u", "c1", "cart_abandonment", "other-secret")
+
+
+def test_subject_with_a_line_break_is_refused():
+    with pytest.raises(HeaderError, match="Subject"):
+        build_message(sender="boutique@shop.example", to="z@example.com", subject="hi\r\nBcc: x@y.z",
+                      text="t", html="h", send_key="k")
+
+
+def test_money_formats_per_locale():
+    assert money(1234.5, "EUR", "fr") == "1\u202f234,50\u00a0€"
+    assert money(1234.5, "EUR", "en") == "€1,234.50"
+    assert money(None) == ""
