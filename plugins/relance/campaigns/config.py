@@ -82,6 +82,8 @@ class Campaign(BaseModel):
     lookback: str = "7d"
     max_lateness: str = "24h"
     cap_exempt: bool | None = None
+    #: defer sends due between 21:00 and 08:00 local to 08:00 (default: marketing only)
+    quiet_hours: bool | None = None
     holdout_pct: float = Field(default=0, ge=0, lt=100)
     sender: str | None = None
     variants: list[Variant] = [Variant(name="A", weight=1)]
@@ -120,6 +122,10 @@ class Campaign(BaseModel):
     @property
     def is_cap_exempt(self) -> bool:
         return self.category == "transactional" if self.cap_exempt is None else self.cap_exempt
+
+    @property
+    def observes_quiet_hours(self) -> bool:
+        return self.category == "marketing" if self.quiet_hours is None else self.quiet_hours
 
     @property
     def max_lateness_td(self) -> timedelta:

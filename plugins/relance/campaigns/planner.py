@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from relance.campaigns.config import Campaign
 from relance.timeutil import utc
 from relance.warehouse import Warehouse
 
-TRIGGER_COLUMNS = ("customer_id", "trigger_id", "trigger_at")
+REQUIRED_COLUMNS = ("customer_id", "trigger_id", "trigger_at")
+#: columns of a trigger row that are not copied into the message context
+TRIGGER_COLUMNS = (*REQUIRED_COLUMNS, "trigger_local_date")
 
 
 def send_key(campaign_id: str, step: int, customer_id: str, trigger_id: str) -> str:
@@ -59,6 +62,21 @@ def record_campaign(wh: Warehouse, campaign: Campaign, now: datetime, conn=None)
     }, conn)
 
 
+def local_midnight(local_date: Any, timezone: str | None) -> datetime:
+    """Midnight of a calendar date in the customer's time zone, in UTC (UTC if unknown).
+
+    Lets a trigger SQL speak in local days (a birthday, an anniversary) without date
+    arithmetic in SQL: it returns ``trigger_local_date`` (+ ``timezone``) instead of
+    ``trigger_at``, and a step's delay then counts from local midnight (``9h`` = 09:00 local).
+    """
+    day = local_date if isinstance(local_date, date) else date.fromisoformat(str(local_date)[:10])
+    try:
+        zone = ZoneInfo(timezone) if timezone else UTC
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = UTC
+    return datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)
+
+
 def _json_default(value: Any) -> str:
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
@@ -69,7 +87,9 @@ def plan_rows(campaign: Campaign, triggers: list[dict[str, Any]], as_of: datetim
     horizon_start = as_of - campaign.max_lateness_td
     rows = []
     for trig in triggers:
-        missing = [c for c in TRIGGER_COLUMNS if trig.get(c) in (None, "")]
+        if trig.get("trigger_at") in (None, "") and trig.get("trigger_local_date"):
+            trig = {**trig, "trigger_at": local_midnight(trig["trigger_local_date"], trig.get("timezone"))}
+        missing = [c for c in REQUIRED_COLUMNS if trig.get(c) in (None, "")]
         if missing:
             raise ValueError(f"trigger SQL {campaign.trigger_sql}.sql returned a row without {missing}: {trig}")
         trigger_at = utc(trig["trigger_at"])
