@@ -6,13 +6,24 @@ run's end (an asset-triggered run: as of the moment it was triggered).
 
 1. **prepare** — puts right rows a dead run left behind (`queued` → back to `planned`;
    `sending` → `sent` if SES reported it, else `unknown`, never re-sent blindly), re-checks
-   exit conditions, then applies the sending rules in SQL to every due `planned` row: staleness
-   (`expired`), no address / suppression list (`suppressed`), unsubscribes (`unsubscribed`),
-   consent (`no_consent`). The survivors are claimed into batches.
+   exit conditions (`exited`), then applies the rules of SPEC §7 to every due row, in order:
+   staleness against the wall clock (`expired`), no address or suppression list
+   (`suppressed`), unsubscribes (`unsubscribed`), consent (`no_consent`), holdout group
+   (`holdout`), quiet hours 21:00-08:00 in the customer's time zone (`deferred_quiet_hours`,
+   sent at 08:00 local), then the frequency caps (default 1 marketing email per day, 3 per 7
+   days; variables `tm_cap_per_day`, `tm_cap_per_week`; transactional mail never capped):
+   higher priority, then higher expected value wins, the others are `capped`. The survivors
+   are claimed into batches.
 2. **send_batch** — one mapped task per batch (Airflow pool `ses_send`, paced to the variable
    `tm_ses_max_send_rate` across all of them): render the template, send through SES v2,
-   record `sent` with the SES MessageId, or `no_content` / `failed` with the reason.
-3. **report** — counts per campaign and status, in the task log and XCom.
+   record `sent` with the SES MessageId, or `no_content` / `failed` with the reason. A template
+   error fails its campaign closed (nothing of it is sent) without stopping the others.
+3. **report** — counts per campaign and status, in the task log and XCom; fails the run (red
+   in the UI) if a campaign failed closed on a template error.
+
+**Params**
+* `dry_run` — decide everything as a real run would, change nothing, send nothing, and record
+  each decision as a `dry_run` row of `message_log` (reason `dry run: would be …`).
 
 Every decision is a row of `message_log` with its status and reason.
 """
@@ -38,7 +49,8 @@ log = logging.getLogger(__name__)
     tags=["relance", "dispatch"],
     doc_md=__doc__,
     params={"dry_run": Param(False, type="boolean", title="Dry run",
-                             description="Reserved: decide nothing and send nothing (see README).")},
+                             description="Apply every rule to the due messages and record what would happen "
+                                         "as 'dry_run' rows of message_log; change and send nothing.")},
 )
 def dispatch_messages():
     @task
@@ -50,7 +62,7 @@ def dispatch_messages():
         from relance.timeutil import as_of
 
         return prepare_batches(warehouse.connect(), load_campaigns(), as_of(context), settings.wall_clock(),
-                               run_id=context["run_id"])
+                               run_id=context["run_id"], dry_run=bool(context["params"]["dry_run"]))
 
     @task(pool=SES_POOL, max_active_tis_per_dagrun=4)
     def send_batch(batch_id: str, **context) -> dict:
@@ -69,12 +81,15 @@ def dispatch_messages():
     def report(**context) -> list[dict]:
         """Counts per campaign and status of what this run decided."""
         from relance import warehouse
-        from relance.dispatch import summary
+        from relance.dispatch import failed_templates, summary
         from relance.timeutil import as_of
 
         rows = summary(warehouse.connect(upgrade_schema=False), as_of(context), context["run_id"])
         for row in rows:
             log.info("%-28s %-22s %7d", row["campaign_id"], row["status"], row["messages"])
+        broken = failed_templates(warehouse.connect(upgrade_schema=False), context["run_id"])
+        if broken:  # the campaign failed closed (nothing sent); make the run red for ops
+            raise RuntimeError(f"template errors, campaigns failed closed: {broken}")
         return rows
 
     batches = prepare()

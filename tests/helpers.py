@@ -89,3 +89,44 @@ def dump_tables(wh, tables) -> dict:
         rows = wh.query(f"SELECT * FROM {table}")
         out[table] = sorted(tuple(sorted((k, str(v)) for k, v in r.items())) for r in rows)
     return out
+
+
+def run_at(wh, landing, campaigns: dict, instants: list[str], ingest_from: str, dispatch_runs: bool = True) -> None:
+    """Ingest, plan ``campaigns`` and dispatch as of each instant ('2026-11-20 09:00'), in order.
+
+    For long scenarios (winback's 90 days, birthdays): a few chosen instants instead of every
+    hour. Each instant first ingests the landing zone from the previous one (``ingest_from``
+    for the first); the dispatcher runs with ``now = as_of`` (no staleness surprises).
+    """
+    from relance import aws
+    from relance.campaigns.planner import plan_campaign
+    from relance.dispatch import prepare, send_batch
+    from relance.ingest import ingest_window
+    from relance.messaging.ses import Pacer, SesSender
+
+    previous = at(ingest_from)
+    for text in instants:
+        moment = at(text)
+        if moment > previous:
+            ingest_window(wh, str(landing), previous, moment)
+            previous = moment
+        for campaign in campaigns.values():
+            plan_campaign(wh, campaign, moment, run_id=f"plan-{text}")
+        if dispatch_runs:
+            for batch in prepare(wh, campaigns, moment, moment, f"dispatch-{text}"):
+                sender = SesSender(aws.client("sesv2", retries=0), Pacer(1000), base_delay=0.01)
+                send_batch(wh, batch, campaigns, sender, moment, clock=lambda moment=moment: moment)
+
+
+def outbox(wh, campaign_id: str | None = None) -> list[dict]:
+    """message_log rows (customer, step, status, reason, due_at as 'YYYY-MM-DD HH:MM'), sorted."""
+    sql = "SELECT customer_id, campaign_id, step, status, reason, due_at, trigger_id FROM message_log"
+    rows = wh.query(sql + (" WHERE campaign_id = :c" if campaign_id else ""), {"c": campaign_id})
+    for row in rows:
+        row["due_at"] = str(row["due_at"])[:16]
+    return sorted(rows, key=lambda r: (r["customer_id"], r["campaign_id"], r["step"], r["due_at"]))
+
+
+def recipients(ses) -> list[str]:
+    """Sorted recipient (first destination) of every message the SES emulator accepted."""
+    return sorted(m["destinations"][0] for m in ses.sent_messages())

@@ -119,9 +119,15 @@ def test_receipt_is_planned_for_a_late_delivered_order_within_max_lateness(wh, t
     assert wh.query("SELECT trigger_id, status FROM message_log") == [{"trigger_id": "o-late", "status": "planned"}]
 
 
-def test_dry_run_plans_nothing(wh, tmp_path, campaigns):
+def test_a_dry_run_records_what_it_would_plan_and_the_real_run_still_plans_it(wh, tmp_path, campaigns):
     write_events(tmp_path, "2026-11-20 10", [customer("max"), order("max", "o1", "2026-11-20 10:01", ("p", 1, 1.0))])
     ingest_range(wh, tmp_path, "2026-11-20 10", 1)
-    result = plan_campaign(wh, campaigns["order_confirmation"], at("2026-11-20 11:00"), dry_run=True)
-    assert result["due"] == 1 and result["planned"] == 0
-    assert wh.scalar("SELECT COUNT(*) FROM message_log") == 0
+    campaign = campaigns["order_confirmation"]
+    result = plan_campaign(wh, campaign, at("2026-11-20 11:00"), run_id="manual__dry", dry_run=True)
+    assert result["due"] == 1 and result["would_plan"] == 1 and result["planned"] == 0
+    assert wh.query("SELECT status, reason FROM message_log") == [
+        {"status": "dry_run", "reason": "dry run: would be planned"}]
+    plan_campaign(wh, campaign, at("2026-11-20 11:00"), run_id="manual__dry", dry_run=True)  # idempotent
+    real = plan_campaign(wh, campaign, at("2026-11-20 11:00"), run_id="scheduled")
+    assert real["planned"] == 1
+    assert sorted(r["status"] for r in wh.query("SELECT status FROM message_log")) == ["dry_run", "planned"]

@@ -150,3 +150,24 @@ def wall_clock():
 
 SHOP_NAME = "Boutique Relance"
 SHOP_URL = "https://shop.example"
+
+
+#: Quiet hours in the customer's time zone (SPEC §7.6): [21:00, 08:00) → deferred to 08:00.
+QUIET_HOURS_START = 21
+QUIET_HOURS_END = 8
+#: Time zone assumed for a customer whose identify carried none.
+DEFAULT_TIMEZONE = "Europe/Paris"
+
+
+def frequency_caps() -> tuple[int, int]:
+    """Marketing emails per customer: (per rolling day, per rolling 7 days), SPEC §7.4.
+
+    Variables ``tm_cap_per_day`` and ``tm_cap_per_week``; defaults 1 and 3.
+    """
+    return int(variable("tm_cap_per_day") or 1), int(variable("tm_cap_per_week") or 3)
+
+
+def model_store() -> str:
+    """Where models and their cards go: variable ``tm_model_store`` (a path or ``s3://bucket/prefix``),
+    else ``<repo>/models``."""
+    return variable("tm_model_store") or str(MODELS_DIR)

@@ -6,7 +6,7 @@ SET status = 'exited',
     reason = 'order placed after the trigger',
     decided_at = :as_of
 WHERE campaign_id = :campaign_id
-  AND status = 'planned'
+  AND status IN ('planned', 'deferred_quiet_hours')
   AND step IN :steps
   AND EXISTS (
         SELECT 1 FROM orders o

@@ -1,10 +1,11 @@
 -- Consent (SPEC §7.5): no marketing email without email_opt_in = true (unknown = no).
--- Parameters: :as_of.
+-- Parameters: :as_of, :campaign_ids (the campaigns this dispatcher run decides).
 UPDATE message_log
 SET status = 'no_consent', reason = 'no email marketing consent (email_opt_in not true)', decided_at = :as_of
-WHERE status = 'planned'
+WHERE status IN ('planned', 'deferred_quiet_hours')
   AND category = 'marketing'
-  AND due_at <= :as_of
+  AND COALESCE(send_after, due_at) <= :as_of
+  AND campaign_id IN :campaign_ids
   AND NOT EXISTS (
         SELECT 1 FROM customers c
         WHERE c.customer_id = message_log.customer_id AND c.email_opt_in = TRUE)

@@ -1,10 +1,11 @@
 -- Suppression (SPEC §7.5): nothing, not even a receipt, to a hard-bounced or complained
--- address. Parameters: :as_of.
+-- address. Parameters: :as_of, :campaign_ids.
 UPDATE message_log
 SET status = 'suppressed',
     reason = 'address on the suppression list: ' || (
         SELECT s.reason FROM suppressions s WHERE s.email = LOWER(message_log.email)),
     decided_at = :as_of
-WHERE status = 'planned'
-  AND due_at <= :as_of
+WHERE status IN ('planned', 'deferred_quiet_hours')
+  AND COALESCE(send_after, due_at) <= :as_of
+  AND campaign_id IN :campaign_ids
   AND EXISTS (SELECT 1 FROM suppressions s WHERE s.email = LOWER(message_log.email))

@@ -1,11 +1,12 @@
 -- Unsubscribes (SPEC §7.5): marketing to a customer whose latest email consent change is an
 -- explicit opt-out (Email Unsubscribed event, SES subscription event, identify with
--- email_opt_in false after having opted in) is 'unsubscribed'. Parameters: :as_of.
+-- email_opt_in false after having opted in) is 'unsubscribed'. Parameters: :as_of, :campaign_ids.
 UPDATE message_log
 SET status = 'unsubscribed', reason = 'customer unsubscribed from marketing email', decided_at = :as_of
-WHERE status = 'planned'
+WHERE status IN ('planned', 'deferred_quiet_hours')
   AND category = 'marketing'
-  AND due_at <= :as_of
+  AND COALESCE(send_after, due_at) <= :as_of
+  AND campaign_id IN :campaign_ids
   AND EXISTS (
         SELECT 1 FROM customers c
         WHERE c.customer_id = message_log.customer_id AND c.email_opt_in = FALSE)

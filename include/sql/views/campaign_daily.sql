@@ -1,10 +1,10 @@
 -- View campaign_daily: one row per (day, campaign_id), day = date of due_at (UTC).
--- planned = every outbox row; one column per decision; delivered/opened/clicked come from SES
+-- planned = every outbox row but dry runs; one column per decision; delivered/opened/clicked come from SES
 -- events (message_events), conversions/revenue from the attribution table (conversions).
 SELECT
     date(m.due_at) AS day,
     m.campaign_id,
-    COUNT(*) AS planned,
+    SUM(CASE WHEN m.status <> 'dry_run' THEN 1 ELSE 0 END) AS planned,
     SUM(CASE WHEN m.status = 'sent' THEN 1 ELSE 0 END) AS sent,
     SUM(CASE WHEN m.status IN ('planned', 'queued', 'sending') THEN 1 ELSE 0 END) AS waiting,
     SUM(CASE WHEN m.status = 'dry_run' THEN 1 ELSE 0 END) AS dry_run,

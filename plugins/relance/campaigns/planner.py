@@ -14,9 +14,10 @@ A planner run with as-of ``T``:
 
 from __future__ import annotations
 
+import calendar
 import hashlib
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -77,6 +78,25 @@ def local_midnight(local_date: Any, timezone: str | None) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)
 
 
+def calendar_params(as_of: datetime) -> dict[str, str]:
+    """Calendar values of ``as_of`` (UTC) for trigger SQL, which does no date arithmetic.
+
+    ``as_of_date``, ``day_before_date``, ``day_after_date`` ('YYYY-MM-DD'), their month-days
+    ``*_mmdd`` ('MM-DD'; a 29 February birthday is celebrated on the 28th in common years:
+    ``*_mmdd_leap`` is then '02-29', else ''), ``as_of_month`` ('YYYY-MM') and
+    ``as_of_quarter`` ('YYYY-Qn'). Birthdays are matched within a day either side of the UTC
+    date, so every time zone's local day is covered.
+    """
+    day = utc(as_of).date()
+    out = {"as_of_month": f"{day:%Y-%m}", "as_of_quarter": f"{day.year}-Q{(day.month - 1) // 3 + 1}"}
+    for name, moment in (("day_before", day - timedelta(days=1)), ("as_of", day), ("day_after", day + timedelta(days=1))):
+        common_feb_28 = moment.month == 2 and moment.day == 28 and not calendar.isleap(moment.year)
+        out[f"{name}_date"] = moment.isoformat()
+        out[f"{name}_mmdd"] = f"{moment:%m-%d}"
+        out[f"{name}_mmdd_leap"] = "02-29" if common_feb_28 else ""
+    return out
+
+
 def _json_default(value: Any) -> str:
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
@@ -126,11 +146,31 @@ def apply_exits(wh: Warehouse, campaign: Campaign, as_of: datetime, conn) -> int
     return exited
 
 
+def _record_dry_run(wh: Warehouse, campaign: Campaign, rows: list[dict[str, Any]], run_id: str,
+                    triggers: list[dict[str, Any]], conn) -> dict[str, Any]:
+    """A dry run writes what it would plan as ``dry_run`` rows under keys of its own, which no
+    rule, cap or sender ever picks up (and a real run later plans the real rows)."""
+    from relance.dispatch import dry_run_key
+
+    new = [r["send_key"] for r in rows]
+    existing = set()
+    for start in range(0, len(new), 500):
+        existing |= {r["send_key"] for r in wh.query("outbox/decisions_of", {"send_keys": new[start:start + 500]},
+                                                     conn)}
+    dry = [{**r, "send_key": dry_run_key(run_id, r["send_key"]), "status": "dry_run",
+            "reason": "dry run: " + ("already planned" if r["send_key"] in existing else "would be planned")}
+           for r in rows]
+    wh.insert_rows("message_log", dry, conn, on_conflict_do_nothing=["send_key"])
+    return {"campaign_id": campaign.id, "dry_run": True, "triggers": len(triggers), "due": len(rows),
+            "would_plan": len(new) - len(existing), "planned": 0}
+
+
 def plan_campaign(wh: Warehouse, campaign: Campaign, as_of: datetime, run_id: str = "manual",
                   dry_run: bool = False) -> dict[str, Any]:
     """Plan one campaign as of ``as_of``. Returns counts; writes nothing when ``dry_run``."""
     as_of = utc(as_of)
-    params = {"as_of": as_of, "since": as_of - campaign.lookback_td, "campaign_id": campaign.id}
+    params = {"as_of": as_of, "since": as_of - campaign.lookback_td, "campaign_id": campaign.id,
+              **calendar_params(as_of)}
     with wh.begin() as conn:
         record_campaign(wh, campaign, as_of, conn)
         if not campaign.enabled:
@@ -138,8 +178,7 @@ def plan_campaign(wh: Warehouse, campaign: Campaign, as_of: datetime, run_id: st
         triggers = wh.query(campaign.trigger_sql, params, conn)
         rows = plan_rows(campaign, triggers, as_of, run_id)
         if dry_run:
-            return {"campaign_id": campaign.id, "dry_run": True, "triggers": len(triggers), "due": len(rows),
-                    "planned": 0}
+            return _record_dry_run(wh, campaign, rows, run_id, triggers, conn)
         inserted = wh.insert_rows("message_log", rows, conn, on_conflict_do_nothing=["send_key"])
         exited = apply_exits(wh, campaign, as_of, conn)
     return {"campaign_id": campaign.id, "triggers": len(triggers), "due": len(rows), "planned": inserted,
