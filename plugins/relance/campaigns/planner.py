@@ -27,7 +27,7 @@ from relance.warehouse import Warehouse
 
 REQUIRED_COLUMNS = ("customer_id", "trigger_id", "trigger_at")
 #: columns of a trigger row that are not copied into the message context
-TRIGGER_COLUMNS = (*REQUIRED_COLUMNS, "trigger_local_date")
+TRIGGER_COLUMNS = (*REQUIRED_COLUMNS, "trigger_local_date", "delay_offset_hours")
 
 
 def send_key(campaign_id: str, step: int, customer_id: str, trigger_id: str) -> str:
@@ -83,12 +83,14 @@ def calendar_params(as_of: datetime) -> dict[str, str]:
 
     ``as_of_date``, ``day_before_date``, ``day_after_date`` ('YYYY-MM-DD'), their month-days
     ``*_mmdd`` ('MM-DD'; a 29 February birthday is celebrated on the 28th in common years:
-    ``*_mmdd_leap`` is then '02-29', else ''), ``as_of_month`` ('YYYY-MM') and
-    ``as_of_quarter`` ('YYYY-Qn'). Birthdays are matched within a day either side of the UTC
+    ``*_mmdd_leap`` is then '02-29', else ''), ``as_of_month`` ('YYYY-MM'), ``as_of_quarter``
+    ('YYYY-Qn') and ``quarter_start_date``. Birthdays are matched within a day either side of the UTC
     date, so every time zone's local day is covered.
     """
     day = utc(as_of).date()
-    out = {"as_of_month": f"{day:%Y-%m}", "as_of_quarter": f"{day.year}-Q{(day.month - 1) // 3 + 1}"}
+    quarter = (day.month - 1) // 3
+    out = {"as_of_month": f"{day:%Y-%m}", "as_of_quarter": f"{day.year}-Q{quarter + 1}",
+           "quarter_start_date": date(day.year, 3 * quarter + 1, 1).isoformat()}
     for name, moment in (("day_before", day - timedelta(days=1)), ("as_of", day), ("day_after", day + timedelta(days=1))):
         common_feb_28 = moment.month == 2 and moment.day == 28 and not calendar.isleap(moment.year)
         out[f"{name}_date"] = moment.isoformat()
@@ -117,8 +119,11 @@ def plan_rows(campaign: Campaign, triggers: list[dict[str, Any]], as_of: datetim
         context = {k: (utc(v).isoformat() if k.endswith("_at") else v)
                    for k, v in trig.items() if k not in TRIGGER_COLUMNS and v is not None}
         variant = assign_variant(campaign, customer_id)
+        # a trigger may shift every step by a per-row offset (replenishment: 75 % of the
+        # product's learned repurchase interval), computed as a plain number in SQL
+        offset = timedelta(hours=float(trig.get("delay_offset_hours") or 0))
         for number, step in enumerate(campaign.steps, start=1):
-            due_at = trigger_at + step.delay_td
+            due_at = trigger_at + step.delay_td + offset
             if not (horizon_start < due_at <= as_of):
                 continue
             rows.append({

@@ -1,0 +1,106 @@
+"""Scenarios through Airflow itself: each DAG run with ``dag.test`` for the hours the scenario
+needs, on SQLite and PostgreSQL, small hand-made customers, the SES emulator."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from helpers import at, customer, order, product, track, write_catalog, write_events
+
+INGEST, CART, RECEIPT, DISPATCH = ("ingest_behaviour", "campaign__cart_abandonment",
+                                   "campaign__order_confirmation", "dispatch_messages")
+
+
+@pytest.fixture
+def airflow_env(dagbag, ses, warehouse_url, tmp_path, monkeypatch):
+    landing = tmp_path / "landing"
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", warehouse_url)
+    monkeypatch.setenv("AIRFLOW_VAR_TM_LANDING", str(landing))
+
+    def run(hours: list[str], dag_ids=(INGEST, CART, RECEIPT, DISPATCH), simulated_clock=True, params=None):
+        for hour in hours:
+            moment = at(hour)
+            if simulated_clock:
+                monkeypatch.setenv("RELANCE_SIMULATED_NOW", moment.isoformat())
+            else:
+                monkeypatch.delenv("RELANCE_SIMULATED_NOW", raising=False)
+            for dag_id in dag_ids:
+                result = dagbag.get_dag(dag_id).test(logical_date=moment, run_conf=params)
+                assert result.state == "success", (dag_id, hour)
+
+    from relance import warehouse
+
+    class Env:
+        pass
+
+    env = Env()
+    env.landing, env.run, env.ses = landing, run, ses
+    env.wh = lambda: warehouse.connect(warehouse_url)
+    return env
+
+
+def hours(first: str, count: int) -> list[str]:
+    start = at(first)
+    return [(start + timedelta(hours=n)).strftime("%Y-%m-%d %H:%M") for n in range(count)]
+
+
+def test_a_cart_bought_three_hours_later_gets_the_2h_reminder_only(airflow_env):
+    write_catalog(airflow_env.landing, "2026-11-19", [product("p1", title="Croquettes 4 kg")])
+    write_events(airflow_env.landing, "2026-11-20 10", [
+        customer("ann"), track("ann", "Product Added", "2026-11-20 10:05", product_id="p1")])
+    write_events(airflow_env.landing, "2026-11-20 13", [order("ann", "o-ann", "2026-11-20 13:10", ("p1", 1, 39.9))])
+    airflow_env.run(hours("2026-11-20 11:00", 4))                     # 11:00 … 14:00
+    airflow_env.run(["2026-11-21 11:00", "2026-11-22 11:00"], dag_ids=(CART, DISPATCH))  # +24 h, +48 h
+    rows = airflow_env.wh().query("SELECT campaign_id, step, status FROM message_log ORDER BY campaign_id, step")
+    assert rows == [{"campaign_id": "cart_abandonment", "step": 1, "status": "sent"},
+                    {"campaign_id": "order_confirmation", "step": 1, "status": "sent"}]
+    assert len(airflow_env.ses.sent_messages()) == 2
+
+
+def test_an_opted_out_customer_gets_the_receipt_but_no_marketing(airflow_env):
+    write_catalog(airflow_env.landing, "2026-11-19", [product("p1"), product("p2")])
+    write_events(airflow_env.landing, "2026-11-20 10", [
+        customer("oli", opt_in=False),
+        order("oli", "o-oli", "2026-11-20 10:01", ("p1", 1, 19.9)),
+        track("oli", "Product Added", "2026-11-20 10:30", product_id="p2")])
+    airflow_env.run(hours("2026-11-20 11:00", 3))
+    got = {r["campaign_id"]: r["status"] for r in airflow_env.wh().query(
+        "SELECT campaign_id, status FROM message_log")}
+    assert got == {"order_confirmation": "sent", "cart_abandonment": "no_consent"}
+    assert len(airflow_env.ses.sent_messages()) == 1
+
+
+def test_a_reminder_due_at_night_is_sent_at_0800_local(airflow_env):
+    write_catalog(airflow_env.landing, "2026-11-20", [product("p1")])
+    write_events(airflow_env.landing, "2026-11-21 02", [
+        customer("mtl", timezone="America/Montreal"),
+        track("mtl", "Product Added", "2026-11-21 02:30", product_id="p1")])  # 21:30 local
+    airflow_env.run(hours("2026-11-21 03:00", 11), dag_ids=(INGEST, CART, DISPATCH))
+    row = airflow_env.wh().query("SELECT status, send_after, sent_at FROM message_log")[0]
+    assert row["status"] == "sent" and str(row["sent_at"]).startswith("2026-11-21 13:00")  # 08:00 local
+
+
+def test_a_backfill_of_last_week_recomputes_plans_and_mails_nobody(airflow_env):
+    week_ago = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=7)
+    first = week_ago.strftime("%Y-%m-%d %H:%M")
+    write_catalog(airflow_env.landing, week_ago.strftime("%Y-%m-%d"), [product("p1")])
+    write_events(airflow_env.landing, week_ago.strftime("%Y-%m-%d %H"), [
+        customer("bf"), track("bf", "Product Added", week_ago.strftime("%Y-%m-%d %H:05"), product_id="p1"),
+        order("bf", "o-bf", week_ago.strftime("%Y-%m-%d %H:10"), ("p1", 1, 9.9))])
+    airflow_env.run(hours(first, 4)[1:], simulated_clock=False)  # decided by the real wall clock
+    rows = airflow_env.wh().query("SELECT campaign_id, status, reason FROM message_log")
+    assert rows and {r["status"] for r in rows} == {"expired"}
+    assert airflow_env.ses.sent_messages() == []
+
+
+def test_dry_run_from_the_trigger_form_changes_nothing(airflow_env):
+    write_catalog(airflow_env.landing, "2026-11-19", [product("p1")])
+    write_events(airflow_env.landing, "2026-11-20 10", [
+        customer("dry"), order("dry", "o-dry", "2026-11-20 10:01", ("p1", 1, 19.9))])
+    airflow_env.run(["2026-11-20 11:00"], dag_ids=(INGEST, RECEIPT))
+    airflow_env.run(["2026-11-20 11:00"], dag_ids=(DISPATCH,), params={"dry_run": True})
+    rows = airflow_env.wh().query("SELECT status, reason FROM message_log ORDER BY status")
+    assert [r["status"] for r in rows] == ["dry_run", "planned"]
+    assert rows[0]["reason"] == "dry run: would be sent"
+    assert airflow_env.ses.sent_messages() == []
