@@ -28,7 +28,9 @@ lint: $(STAMP)
 	@$(BIN)/ruff check --select AIR3 --preview dags plugins
 
 bench: $(STAMP)
+	@$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-bench.txt
 	@$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+	@$(BIN)/python -m benchmarks.recommender $(BENCH_ARGS)
 
 airflow: $(STAMP)
 	@test -f .local/env.sh || { echo "run 'make demo' first: it creates the state this opens"; exit 1; }

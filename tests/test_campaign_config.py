@@ -28,8 +28,10 @@ def test_shipped_campaigns_validate():
     (("max_lateness: 12h", "max_latenes: 12h"), "max_latenes", "Extra inputs are not permitted"),
     (("template: cart_abandonment/free_shipping", "template: cart_abandonment/nope"), "steps.2.template",
      "no template folder"),
-    (("exit: order_placed\n    content: [cart_items]\n    required: [cart_items]\n  - name: reminder_24h",
-      "exit: order_placd\n    content: [cart_items]\n    required: [cart_items]\n  - name: reminder_24h"),
+    (("exit: order_placed\n    content: [cart_items, cart_recommendations]\n    required: [cart_items]\n"
+      "  - name: reminder_24h",
+      "exit: order_placd\n    content: [cart_items, cart_recommendations]\n    required: [cart_items]\n"
+      "  - name: reminder_24h"),
      "steps.0.exit", "no SQL file"),
 ])
 def test_a_bad_campaign_file_names_the_file_the_field_and_the_expectation(tmp_path, change, field, expected):

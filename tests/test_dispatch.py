@@ -266,3 +266,18 @@ def test_empty_cart_is_no_content_not_a_half_empty_email(wh, tmp_path, ses, camp
     hour_by_hour(wh, tmp_path, campaigns, "2026-11-20 10", 3)
     assert statuses(wh)[("ned", "cart_abandonment", 1)] == ("no_content", "nothing to show in cart_items")
     assert ses.sent_messages() == []
+
+
+def test_cart_reminder_shows_recommendations_but_not_what_is_already_in_the_cart(wh, tmp_path, ses, campaigns):
+    write_catalog(tmp_path, "2026-11-20", [product("p1", title="Croquettes"), product("p2", title="Gamelle inox"),
+                                           product("p3", title="Laisse", availability="out_of_stock")])
+    write_events(tmp_path, "2026-11-20 10", [customer("rec"),
+                                             track("rec", "Product Added", "2026-11-20 10:00", product_id="p1")])
+    for rank, pid in enumerate(["p1", "p3", "p2"], start=1):
+        wh.execute("INSERT INTO recommendations (customer_id, product_id, rank, score, as_of) "
+                   "VALUES ('rec', :p, :r, 1.0, :d)", {"p": pid, "r": rank, "d": at("2026-11-20 00:00").date()})
+    hour_by_hour(wh, tmp_path, campaigns, "2026-11-20 10", 3)
+    (mail,) = ses.sent_messages()
+    text = message_from_string(mail["raw_data"], policy=default_policy).get_body(("plain",)).get_content()
+    recommended = text.split("Vous aimerez")[1]
+    assert "Gamelle inox" in recommended and "Croquettes" not in recommended and "Laisse" not in recommended

@@ -14,6 +14,7 @@ CONTEXT = {
     "unsubscribe_url": "https://shop.example/unsubscribe?t=1",
     "cart_items": [{"product_id": "p1", "title": "Bol <script>", "price": 12.5, "currency": "EUR",
                     "link": "https://shop.example/p1", "image_link": None}],
+    "cart_recommendations": [],
 }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from helpers import at, customer, order, product, track, write_catalog, write_events
 
 INGEST, CART, RECEIPT, DISPATCH = ("ingest_behaviour", "campaign__cart_abandonment",

@@ -155,12 +155,14 @@ def replay(first_day: date, days: int) -> None:
     if bag.import_errors:
         raise RuntimeError(f"DAG import errors: {bag.import_errors}")
     planners = sorted(d for d in bag.dag_ids if d.startswith("campaign__"))
-    order = ["ingest_behaviour", *planners, "dispatch_messages"]
+    # daily model DAGs run once a day, just after the hour whose ingest completed the day
+    daily = [d for d in ("build_segments", "train_recommendations") if d in bag.dag_ids]
     begin = datetime(first_day.year, first_day.month, first_day.day, tzinfo=UTC)
     hours = days * 24
     for n in range(1, hours + 1):
         moment = begin + timedelta(hours=n)
         os.environ["RELANCE_SIMULATED_NOW"] = moment.isoformat()
+        order = ["ingest_behaviour", *(daily if moment.hour == 1 else []), *planners, "dispatch_messages"]
         for dag_id in order:
             run = bag.get_dag(dag_id).test(logical_date=moment)
             if run.state != "success":

@@ -6,7 +6,7 @@ import pytest
 
 from relance.campaigns.config import load_campaigns
 
-BUILT = {"ingest_behaviour", "dispatch_messages"}
+BUILT = {"ingest_behaviour", "dispatch_messages", "build_segments", "train_recommendations"}
 
 
 def test_no_import_errors(dagbag):

@@ -1,0 +1,174 @@
+"""``make bench`` (recommender part): training time, peak memory and quality per shop size.
+
+For each size: a synthetic shop (relance.shopsim) is generated and ingested into a fresh
+warehouse; then each measured step runs in a child process of its own (its peak RSS is its
+own): ``train_recommendations`` (read, fit, score every customer, write the tables),
+``build_segments``, the leave-last-basket-out evaluation of our recommender next to
+popularity, and the reference implicit-feedback model — ``implicit``'s ALS, installed only
+for the benchmark (``requirements-bench.txt``) — on exactly the same split, feedback matrix
+and exclusions. Not a test: compare the figures as ratios, on the same machine.
+
+    python -m benchmarks.recommender --sizes 10000,100000 [--backends sqlite,postgresql] [--days 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.run import warehouse_url
+
+ROOT = Path(__file__).resolve().parents[1]
+START = "2026-11-16"
+
+PRELUDE = """
+import sys, json, time
+from datetime import date, datetime, timedelta, UTC
+from relance import warehouse
+landing, size, url, start, days, models = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5]), sys.argv[6]
+t0 = datetime.fromisoformat(start).replace(tzinfo=UTC)
+as_of = t0 + timedelta(days=days)
+"""
+
+STEPS = {
+    "shopsim": """
+from relance.shopsim import generate
+s = generate(landing, customers=size, days=days, start=t0.date(), seed=1)
+print(json.dumps({"lines": s["lines_written"], "orders": s["orders"]}))
+""",
+    "ingest": """
+from relance.ingest import ingest_window
+s = ingest_window(warehouse.connect(url), landing, t0, as_of)
+print(json.dumps({"loaded": s.get("events_loaded", 0)}))
+""",
+    "train_recommendations": """
+from relance.ml.recommender import train_recommendations
+from relance.ml.store import ModelStore
+s = train_recommendations(warehouse.connect(url), as_of, ModelStore(models), evaluate=False)
+print(json.dumps({"customers": s["customers"], "rows": s["recommendations"]}))
+""",
+    "build_segments": """
+from relance.ml.segments import build_segments
+from relance.ml.store import ModelStore
+s = build_segments(warehouse.connect(url), as_of, ModelStore(models))
+print(json.dumps({"customers": s["customers"], "auc": s["auc"]}))
+""",
+    "evaluate_itemknn": """
+from relance.ml.evaluation import holdout_split, popularity_top, ranking_metrics
+from relance.ml.recommender import repurchase_intervals
+wh = warehouse.connect(url)
+split = holdout_split(wh, as_of, set(repurchase_intervals(wh, as_of)["product_id"]))
+m = split["model"]
+t = time.perf_counter()
+top, _ = m.recommend(split["user_rows"], split["allowed"], split["consumable"], n=10)
+ours = ranking_metrics(top, split["relevant"], 10)
+pop = ranking_metrics(popularity_top(m, split["allowed"], split["consumable"], split["user_rows"], 10),
+                      split["relevant"], 10)
+print(json.dumps({"itemknn": ours, "popularity": pop, "customers": ours["customers"]}))
+""",
+    "evaluate_implicit_als": """
+import numpy as np
+from scipy import sparse
+from relance.ml.evaluation import holdout_split, ranking_metrics
+from relance.ml.recommender import repurchase_intervals
+wh = warehouse.connect(url)
+split = holdout_split(wh, as_of, set(repurchase_intervals(wh, as_of)["product_id"]))
+m = split["model"]
+from implicit.als import AlternatingLeastSquares
+t = time.perf_counter()
+als = AlternatingLeastSquares(factors=64, iterations=15, regularization=0.05, alpha=4.0, random_state=0)
+als.fit(m.feedback, show_progress=False)
+fit_s = time.perf_counter() - t
+rows = split["user_rows"]
+scores = als.user_factors[rows] @ als.item_factors.T
+scores[:, ~split["allowed"]] = -np.inf
+already = m.bought[rows].multiply(sparse.csr_matrix(~split["consumable"], dtype=np.float32)).tocoo()
+scores[already.row, already.col] = -np.inf
+top = np.argsort(-scores, axis=1, kind="stable")[:, :10]
+top = np.where(np.isfinite(np.take_along_axis(scores, top, axis=1)), top, -1)
+print(json.dumps({"als": ranking_metrics(top, split["relevant"], 10), "fit_s": round(fit_s, 1)}))
+""",
+}
+
+
+def run_step(step: str, args: list[str]) -> dict:
+    """Run one step in a child process; wall time and the child's own peak RSS (wait4)."""
+    code = f"import sys\nsys.path.insert(0, {str(ROOT / 'plugins')!r})\n" + PRELUDE + STEPS[step]
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        lines = out.read().strip().splitlines()
+        if status != 0:
+            raise RuntimeError(f"step {step} failed:\n{err.read()[-3000:]}")
+    return {"step": step, "wall_s": round(wall, 1), "peak_mb": round(usage.ru_maxrss / 1024),
+            "result": json.loads(lines[-1]) if lines else None}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,100000", help="customers, comma-separated (e.g. 10000,100000,1000000)")
+    parser.add_argument("--backends", default="sqlite", help="sqlite and/or postgresql, comma-separated")
+    parser.add_argument("--days", type=int, default=2, help="simulated live days (history: 400 days)")
+    parser.add_argument("--out", default=str(ROOT / ".local" / "bench_recommender.json"))
+    args = parser.parse_args()
+    results = []
+    print(f"{'customers':>10} {'backend':<10} {'step':<22} {'wall s':>8} {'peak MB':>8}  {'recall@10':>9} {'ndcg@10':>8}  detail",
+          flush=True)
+    for backend in args.backends.split(","):
+        for size in [int(s) for s in args.sizes.split(",")]:
+            results += bench_size(size, backend, args.days)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=1))
+    print(f"\nwritten to {args.out}; {os.cpu_count()} cores; peak = the step's own max RSS")
+    return 0
+
+
+def bench_size(size: int, backend: str, days: int) -> list[dict]:
+    results = []
+    workdir = Path(tempfile.mkdtemp(prefix=f"relance-bench-rec-{size}-"))
+    url, drop = warehouse_url(backend, workdir)
+    argv = [str(workdir / "landing"), str(size), url, START, str(days), str(workdir / "models")]
+    try:
+        for step in STEPS:
+            if step == "evaluate_implicit_als" and not _has_implicit():
+                print(f"{size:>10} {step:<22} skipped: `implicit` is not installed (make bench installs it)")
+                continue
+            row = run_step(step, argv)
+            results.append({"customers": size, "backend": backend, **row})
+            res = row["result"] or {}
+            metric = res.get("itemknn") or res.get("als")
+            cells = f"{metric['recall@10']:>9.4f} {metric['ndcg@10']:>8.4f}" if metric else f"{'':>9} {'':>8}"
+            detail = {k: v for k, v in res.items() if k not in ("itemknn", "als", "popularity")}
+            print(f"{size:>10} {backend:<10} {step:<22} {row['wall_s']:>8} {row['peak_mb']:>8}  {cells}  {detail}",
+                  flush=True)
+            if "popularity" in res:
+                pop = res["popularity"]
+                print(f"{size:>10} {backend:<10} {'  popularity baseline':<22} {'':>8} {'':>8}  "
+                      f"{pop['recall@10']:>9.4f} {pop['ndcg@10']:>8.4f}", flush=True)
+    finally:
+        drop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    return results
+
+
+def _has_implicit() -> bool:
+    try:
+        import implicit  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+if __name__ == "__main__":
+    sys.exit(main())

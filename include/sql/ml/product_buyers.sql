@@ -1,0 +1,12 @@
+-- Buyers per product before :as_of (cancelled orders excluded): how many distinct customers
+-- bought it, and how many bought it again. Parameters: :as_of. Grain: one row per product.
+WITH per_customer AS (
+    SELECT o.customer_id, oi.product_id, COUNT(DISTINCT o.order_id) AS orders
+    FROM orders o
+    JOIN order_items oi ON oi.order_id = o.order_id
+    WHERE o.status <> 'cancelled' AND o.ordered_at < :as_of
+    GROUP BY o.customer_id, oi.product_id
+)
+SELECT product_id, COUNT(*) AS buyers, SUM(CASE WHEN orders >= 2 THEN 1 ELSE 0 END) AS repeat_buyers
+FROM per_customer
+GROUP BY product_id

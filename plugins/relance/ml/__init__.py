@@ -1,0 +1,8 @@
+"""Models on the warehouse: customer segments and purchase propensity (``segments``), the
+recommender with its offline evaluation (``recommender``, ``evaluation``), and the model store
+(``store``). Plain functions taking a :class:`relance.warehouse.Warehouse`: the DAGs
+``build_segments`` and ``train_recommendations`` only call them.
+
+Heavy imports (pandas, scikit-learn, scipy) happen inside these modules, which the DAG files
+import inside their task bodies only.
+"""

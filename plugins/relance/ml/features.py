@@ -1,0 +1,50 @@
+"""Customer features for segments and propensity, computed in SQL (``include/sql/ml/``).
+
+The warehouse aggregates (orders, revenue, behaviour per customer); pandas only turns the
+returned timestamps into ages in days, as of the run.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+
+from relance.warehouse import Warehouse
+
+#: Features of the propensity model (all derived from ``customer_features.sql``).
+PROPENSITY_FEATURES = ["recency_days", "frequency", "monetary", "orders_90d", "orders_365d", "tenure_days",
+                       "avg_order_value", "refunds", "views_30d", "carts_30d", "wishlists_30d", "never_bought"]
+
+
+def _days_before(moment: datetime, column: pd.Series) -> pd.Series:
+    stamps = pd.to_datetime(column, utc=True, errors="coerce", format="mixed")
+    return (pd.Timestamp(moment) - stamps).dt.total_seconds() / 86400.0
+
+
+def customer_features(wh: Warehouse, as_of: datetime) -> pd.DataFrame:
+    """One row per customer created before ``as_of``: RFM and behaviour (index: customer_id)."""
+    params = {"as_of": as_of, "d30": as_of - timedelta(days=30), "d90": as_of - timedelta(days=90),
+              "d365": as_of - timedelta(days=365)}
+    frame = pd.DataFrame(wh.query("ml/customer_features", params))
+    if frame.empty:
+        frame = pd.DataFrame(columns=["customer_id", "created_at", "frequency", "monetary", "refunds",
+                                      "orders_90d", "orders_365d", "first_order_at", "last_order_at",
+                                      "views_30d", "carts_30d", "wishlists_30d", "last_seen_at"])
+    frame = frame.set_index("customer_id")
+    for col in ("frequency", "monetary", "refunds", "orders_90d", "orders_365d", "views_30d", "carts_30d",
+                "wishlists_30d"):
+        frame[col] = pd.to_numeric(frame[col]).fillna(0).astype(float)
+    tenure_from = frame["created_at"].where(frame["created_at"].notna(), frame["first_order_at"])
+    frame["tenure_days"] = _days_before(as_of, tenure_from).fillna(0.0).clip(lower=0)
+    # never bought: recency is the tenure (how long they have been waiting), flagged separately
+    frame["recency_days"] = _days_before(as_of, frame["last_order_at"]).fillna(frame["tenure_days"])
+    frame["never_bought"] = (frame["frequency"] == 0).astype(float)
+    frame["avg_order_value"] = np.where(frame["frequency"] > 0, frame["monetary"] / frame["frequency"].clip(1), 0.0)
+    return frame
+
+
+def purchase_labels(wh: Warehouse, start: datetime, end: datetime) -> set[str]:
+    """Customers with at least one order in ``(start, end]``."""
+    return {r["customer_id"] for r in wh.query("ml/purchase_labels", {"start": start, "end": end})}

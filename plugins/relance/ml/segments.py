@@ -1,0 +1,200 @@
+"""``build_segments``: RFM segments with stable names, and the 90-day purchase propensity.
+
+**Segments.** Each buyer gets three RFM scores in [0, 1] — percentile ranks of recency (recent
+= high), order count and revenue among the day's buyers. Percentile ranks move slowly from one
+day to the next, whatever the shop's size. A k-means (scikit-learn) is started *from fixed,
+named anchors* in that score space (``ANCHORS``: champions high on all three, at risk = used to
+buy often but long ago …) with one initialisation, and each final cluster takes the name of an
+anchor through a one-to-one assignment of centroids to anchors (Hungarian). Cluster indices
+therefore never name anything: the name follows where the centroid sits, so names do not
+reshuffle between days, and a customer changes segment only when their behaviour does.
+Customers who never ordered are ``prospects`` (no clustering needed).
+
+**Propensity.** P(at least one order in the 90 days after as-of), a logistic regression on
+log-scaled RFM and behaviour features (:data:`relance.ml.features.PROPENSITY_FEATURES`),
+trained on a time split: features as of T0 = as_of − 180 d, label = an order in (T0, T0 + 90 d];
+evaluated out of time on the held-out period (features as of T1 = as_of − 90 d, label = an
+order in (T1, as_of]): AUC, Brier score and a reliability table go to the model card. The
+model is then refitted on the held-out period (same settings) and scores every customer as of
+as_of.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from relance.ml.features import PROPENSITY_FEATURES, customer_features, purchase_labels
+from relance.ml.store import ModelStore
+from relance.warehouse import Warehouse
+
+log = logging.getLogger(__name__)
+
+MODEL = "segments"
+HORIZON = timedelta(days=90)
+NO_ORDER = "prospects"
+#: Named anchors in (recency score, frequency score, monetary score), each a percentile in [0, 1].
+ANCHORS: dict[str, tuple[float, float, float]] = {
+    "champions": (0.85, 0.85, 0.85),
+    "loyal": (0.55, 0.80, 0.70),
+    "new": (0.85, 0.25, 0.35),
+    "need_attention": (0.50, 0.40, 0.40),
+    "at_risk": (0.20, 0.75, 0.70),
+    "hibernating": (0.15, 0.20, 0.20),
+}
+SEGMENTS = [*ANCHORS, NO_ORDER]
+MIN_TRAINING_POSITIVES = 20
+#: Weight of each anchor's prior, in average segment sizes (0 = plain k-means, large = fixed anchors).
+ANCHOR_WEIGHT = 0.5
+
+
+def rfm_scores(features: pd.DataFrame) -> pd.DataFrame:
+    """Percentile-rank RFM scores of the buyers (rows with at least one order)."""
+    buyers = features[features["frequency"] > 0]
+    return pd.DataFrame({
+        "r": (-buyers["recency_days"]).rank(pct=True, method="average"),
+        "f": buyers["frequency"].rank(pct=True, method="average"),
+        "m": buyers["monetary"].rank(pct=True, method="average"),
+    }, index=buyers.index)
+
+
+def name_segments(scores: pd.DataFrame) -> tuple[pd.Series, dict[str, list[float]]]:
+    """Anchored k-means: each named anchor joins the data as a pseudo-customer of weight
+    ``ANCHOR_WEIGHT`` × (buyers / segments) — a prior that keeps its cluster's centroid near it
+    — and k-means starts from the anchors. Each cluster is then named by a one-to-one
+    assignment of centroids to anchors. Returns (segment per buyer, centroid per segment)."""
+    from scipy.optimize import linear_sum_assignment
+    from sklearn.cluster import KMeans
+
+    anchors = np.array(list(ANCHORS.values()))
+    names = list(ANCHORS)
+    points = np.vstack([scores.to_numpy(), anchors])
+    weight = np.concatenate([np.ones(len(scores)),
+                             np.full(len(anchors), max(1.0, ANCHOR_WEIGHT * len(scores) / len(anchors)))])
+    km = KMeans(n_clusters=len(anchors), init=anchors, n_init=1, max_iter=100, random_state=0)
+    labels = km.fit_predict(points, sample_weight=weight)[: len(scores)]
+    cost = ((km.cluster_centers_[:, None, :] - anchors[None, :, :]) ** 2).sum(axis=2)
+    rows, cols = linear_sum_assignment(cost)
+    cluster_name = {int(r): names[c] for r, c in zip(rows, cols, strict=True)}
+    centroids = {cluster_name[i]: [round(float(x), 4) for x in km.cluster_centers_[i]] for i in range(len(anchors))}
+    return pd.Series([cluster_name[int(label)] for label in labels], index=scores.index), centroids
+
+
+def _propensity_pipeline():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+    return make_pipeline(FunctionTransformer(np.log1p), StandardScaler(),
+                         LogisticRegression(C=1.0, max_iter=1000))
+
+
+def _design(features: pd.DataFrame) -> np.ndarray:
+    return features[PROPENSITY_FEATURES].to_numpy(dtype=float).clip(min=0)
+
+
+def reliability(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict[str, float]]:
+    """Calibration table: customers split in deciles of predicted probability."""
+    order = np.argsort(p, kind="stable")
+    table = []
+    for chunk in np.array_split(order, bins):
+        if len(chunk):
+            table.append({"customers": int(len(chunk)), "predicted": round(float(p[chunk].mean()), 4),
+                          "observed": round(float(y[chunk].mean()), 4)})
+    return table
+
+
+def train_propensity(wh: Warehouse, as_of: datetime) -> tuple[Any | None, dict[str, Any]]:
+    """Fit on (T0, T0 + 90 d], evaluate on (T1, as_of], refit on the latter. Returns (model, card part)."""
+    from sklearn.metrics import brier_score_loss, roc_auc_score
+
+    t1 = as_of - HORIZON
+    t0 = t1 - HORIZON
+    train_x = customer_features(wh, t0)
+    test_x = customer_features(wh, t1)
+    train_y = train_x.index.isin(purchase_labels(wh, t0, t1)).astype(int)
+    test_y = test_x.index.isin(purchase_labels(wh, t1, as_of)).astype(int)
+    card: dict[str, Any] = {
+        "target": "at least one order in the 90 days after as_of",
+        "algorithm": "LogisticRegression(C=1) on log1p + standardised features",
+        "features": PROPENSITY_FEATURES,
+        "training_window": {"features_as_of": t0.isoformat(), "label_window": [t0.isoformat(), t1.isoformat()],
+                            "customers": int(len(train_y)), "positives": int(train_y.sum())},
+        "held_out_window": {"features_as_of": t1.isoformat(), "label_window": [t1.isoformat(), as_of.isoformat()],
+                            "customers": int(len(test_y)), "positives": int(test_y.sum())},
+    }
+    if train_y.sum() < MIN_TRAINING_POSITIVES or train_y.sum() == len(train_y):
+        card["skipped"] = "not enough history for a time split (needs buyers in both 90-day windows)"
+        return None, card
+    model = _propensity_pipeline().fit(_design(train_x), train_y)
+    if 0 < test_y.sum() < len(test_y):
+        p = model.predict_proba(_design(test_x))[:, 1]
+        card["held_out"] = {
+            "auc": round(float(roc_auc_score(test_y, p)), 4),
+            "brier": round(float(brier_score_loss(test_y, p)), 4),
+            "base_rate": round(float(test_y.mean()), 4),
+            "mean_predicted": round(float(p.mean()), 4),
+            "reliability": reliability(test_y, p),
+        }
+        model = _propensity_pipeline().fit(_design(test_x), test_y)  # refit on the latest window
+        card["scored_with"] = "refitted on the held-out window (features as of as_of - 90 d)"
+    else:
+        card["scored_with"] = "the model trained on the first window (held-out window has one class only)"
+    coefficients = model[-1].coef_[0]
+    card["coefficients"] = {f: round(float(c), 4) for f, c in zip(PROPENSITY_FEATURES, coefficients, strict=True)}
+    return model, card
+
+
+def build_segments(wh: Warehouse, as_of: datetime, store: ModelStore | None = None) -> dict[str, Any]:
+    """Segment every customer and score their propensity as of ``as_of``; replace that day's
+    rows of ``customer_segments``; write the model and its card. Returns a small summary."""
+    import joblib
+
+    day: date = as_of.date()
+    version = f"{MODEL}@{day.isoformat()}"
+    features = customer_features(wh, as_of)
+    scores = rfm_scores(features)
+    segment = pd.Series(NO_ORDER, index=features.index, dtype=object)
+    centroids: dict[str, list[float]] = {}
+    if len(scores):
+        named, centroids = name_segments(scores)
+        segment.loc[named.index] = named
+    model, propensity_card = train_propensity(wh, as_of)
+    propensity = (model.predict_proba(_design(features))[:, 1] if model is not None and len(features)
+                  else np.full(len(features), np.nan))
+    rows = [{"customer_id": cid, "as_of": day, "segment": seg,
+             "purchase_propensity": None if np.isnan(p) else round(float(p), 6),
+             "recency_days": None if freq == 0 else round(float(rec), 2), "frequency": int(freq),
+             "monetary": round(float(mon), 2), "model_version": version}
+            for cid, seg, p, rec, freq, mon in zip(features.index, segment.to_numpy(), propensity,
+                                                   features["recency_days"].to_numpy(),
+                                                   features["frequency"].to_numpy(),
+                                                   features["monetary"].to_numpy(), strict=True)]
+    with wh.begin() as conn:
+        wh.execute("DELETE FROM customer_segments WHERE as_of = :as_of", {"as_of": day}, conn)
+        wh.insert_rows("customer_segments", rows, conn)
+    sizes = {name: int((segment == name).sum()) for name in SEGMENTS}
+    by_segment = (pd.DataFrame({"segment": segment, "p": propensity}).groupby("segment")["p"].mean()
+                  if len(features) else pd.Series(dtype=float))
+    card = {
+        "model": MODEL, "version": version, "as_of": as_of.isoformat(), "customers": int(len(features)),
+        "segments": {
+            "method": "k-means (scikit-learn) on percentile RFM scores, started from named anchors; "
+                      "clusters named by a one-to-one centroid-to-anchor assignment",
+            "anchors": {k: list(v) for k, v in ANCHORS.items()}, "centroids": centroids, "sizes": sizes,
+            "mean_propensity": {k: round(float(v), 4) for k, v in by_segment.items() if not np.isnan(v)},
+        },
+        "propensity": propensity_card,
+    }
+    buffer = io.BytesIO()
+    joblib.dump({"anchors": ANCHORS, "centroids": centroids, "propensity": model, "features": PROPENSITY_FEATURES},
+                buffer)
+    card_uri = (store or ModelStore()).save(MODEL, day, card, {"model.joblib": buffer.getvalue()})
+    auc = propensity_card.get("held_out", {}).get("auc")
+    log.info("segments as of %s: %s; propensity held-out AUC %s; card %s", day, sizes, auc, card_uri)
+    return {"as_of": day.isoformat(), "customers": len(rows), "sizes": sizes, "auc": auc, "card": card_uri}
