@@ -152,6 +152,14 @@ def ses(emulator):
 
 
 @pytest.fixture(scope="session")
+def campaigns():
+    """The shipped campaign definitions, validated."""
+    from relance.campaigns.config import load_campaigns
+
+    return load_campaigns()
+
+
+@pytest.fixture(scope="session")
 def airflow_home():
     """Airflow's metadata DB (SQLite) initialised once for the session, with the SES pool."""
     env = dict(os.environ)

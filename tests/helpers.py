@@ -130,3 +130,8 @@ def outbox(wh, campaign_id: str | None = None) -> list[dict]:
 def recipients(ses) -> list[str]:
     """Sorted recipient (first destination) of every message the SES emulator accepted."""
     return sorted(m["destinations"][0] for m in ses.sent_messages())
+
+
+def only(campaigns: dict, *ids: str) -> dict:
+    """The campaigns of some ids (a dispatcher run that knows only those)."""
+    return {cid: campaigns[cid] for cid in ids}

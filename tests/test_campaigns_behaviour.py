@@ -6,11 +6,10 @@ from __future__ import annotations
 from email import message_from_string
 from email.policy import default as default_policy
 
-import pytest
-
 from helpers import (
     at,
     customer,
+    only,
     order,
     outbox,
     product,
@@ -20,16 +19,6 @@ from helpers import (
     write_catalog,
     write_events,
 )
-from relance.campaigns.config import load_campaigns
-
-
-@pytest.fixture(scope="module")
-def campaigns():
-    return load_campaigns()
-
-
-def only(campaigns, *ids):
-    return {cid: campaigns[cid] for cid in ids}
 
 
 def parsed(message: dict):

@@ -9,19 +9,18 @@ from __future__ import annotations
 from email import message_from_string
 from email.policy import default as default_policy
 
-import pytest
-
-from helpers import customer, order, outbox, product, recipients, run_at, track, write_catalog, write_events
-from relance.campaigns.config import load_campaigns
-
-
-@pytest.fixture(scope="module")
-def campaigns():
-    return load_campaigns()
-
-
-def only(campaigns, *ids):
-    return {cid: campaigns[cid] for cid in ids}
+from helpers import (
+    customer,
+    only,
+    order,
+    outbox,
+    product,
+    recipients,
+    run_at,
+    track,
+    write_catalog,
+    write_events,
+)
 
 
 def html_of(message: dict) -> str:

@@ -12,6 +12,7 @@ import pytest
 from helpers import (
     at,
     customer,
+    only,
     order,
     outbox,
     product,
@@ -21,17 +22,7 @@ from helpers import (
     write_catalog,
     write_events,
 )
-from relance.campaigns.config import load_campaigns
 from relance.campaigns.planner import calendar_params
-
-
-@pytest.fixture(scope="module")
-def campaigns():
-    return load_campaigns()
-
-
-def only(campaigns, *ids):
-    return {cid: campaigns[cid] for cid in ids}
 
 
 def subjects(ses) -> dict:
@@ -184,3 +175,16 @@ def test_loyalty_reminder_on_a_new_100_point_tier_and_quarterly_for_quiet_balanc
     text = message_from_string(old["raw_data"], policy=default_policy).get_body(("plain",)).get_content()
     assert "250 loyalty points" in text and "10.00 off" in text      # 250 points = two 5 EUR vouchers
     assert recipients(ses) == ["old@example.com", "pts@example.com"]
+
+
+@pytest.mark.parametrize("segment, propensity, offered", [("champions", 0.8, False), ("at_risk", 0.6, True),
+                                                          ("loyal", 0.1, True), (None, None, True)])
+def test_winback_offer_depends_on_segment_and_propensity(segment, propensity, offered):
+    from relance.messaging.templates import render
+
+    context = {"customer": {"first_name": "Wyn"}, "shop": {"name": "B", "url": "https://shop.example"},
+               "unsubscribe_url": "https://shop.example/u", "recommendations": [],
+               "latest_segment": [] if segment is None else [{"segment": segment, "purchase_propensity": propensity}]}
+    for locale in ("fr", "en"):
+        out = render("winback/offers", locale, context)
+        assert ("RETOUR10" in out.text) is offered and ("RETOUR10" in out.html) is offered

@@ -11,16 +11,10 @@ import pytest
 
 from helpers import at, customer, order, product, track, write_catalog, write_events
 from relance import aws
-from relance.campaigns.config import load_campaigns
 from relance.campaigns.planner import plan_campaign
 from relance.dispatch import prepare, send_batch
 from relance.ingest import ingest_window
 from relance.messaging.ses import Pacer, SesSender
-
-
-@pytest.fixture(scope="module")
-def campaigns():
-    return load_campaigns()
 
 
 def sender(client=None):

@@ -4,17 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
-
 from helpers import at, customer, order, product, track, write_catalog, write_events
-from relance.campaigns.config import load_campaigns
 from relance.campaigns.planner import assign_variant, bucket, plan_campaign, send_key
 from relance.ingest import ingest_window
-
-
-@pytest.fixture(scope="module")
-def campaigns():
-    return load_campaigns()
 
 
 def ingest_range(wh, landing, first_hour: str, hours: int):
