@@ -1,6 +1,6 @@
 -- back_in_stock: one trigger per (customer, product, restock) as of :as_of.
 -- A restock is a catalog snapshot where the product is 'in_stock' while its previous
--- snapshot was not (consecutive snapshot_dates of that product), dated after :since.
+-- snapshot was not (view product_snapshot_changes), dated after :since.
 -- The customer is interested when, in the 30 days (:since, the restock day) before it, they
 -- asked to be told (Back In Stock Requested), wishlisted or carted it, and have not bought
 -- it since that interest.
@@ -9,14 +9,9 @@
 -- zone, so a step delay of 10h means 10:00 local that day.
 -- Parameters: :as_of, :since. Returns customer_id, trigger_id, trigger_local_date, timezone,
 -- product_id, restocked_on (context).
-WITH snapshots AS (
-    SELECT product_id, snapshot_date, availability,
-           LAG(availability) OVER (PARTITION BY product_id ORDER BY snapshot_date) AS previous_availability
-    FROM product_snapshots
-),
-restocks AS (
+WITH restocks AS (
     SELECT product_id, snapshot_date
-    FROM snapshots
+    FROM product_snapshot_changes
     WHERE availability = 'in_stock'
       AND previous_availability IS NOT NULL
       AND previous_availability <> 'in_stock'

@@ -9,15 +9,9 @@
 -- product from it). Timing: trigger_local_date = that day in the customer's time zone.
 -- Parameters: :as_of, :since. Returns customer_id, trigger_id, trigger_local_date, timezone,
 -- product_id, stock_quantity (context).
-WITH snapshots AS (
-    SELECT product_id, snapshot_date, availability, quantity,
-           LAG(quantity) OVER (PARTITION BY product_id ORDER BY snapshot_date) AS previous_quantity,
-           LAG(availability) OVER (PARTITION BY product_id ORDER BY snapshot_date) AS previous_availability
-    FROM product_snapshots
-),
-low AS (
+WITH low AS (
     SELECT product_id, snapshot_date, quantity
-    FROM snapshots
+    FROM product_snapshot_changes
     WHERE availability = 'in_stock'
       AND quantity > 0
       AND quantity <= 5

@@ -10,15 +10,9 @@
 -- (a step delay of 10h means 10:00 local).
 -- Parameters: :as_of, :since. Returns customer_id, trigger_id, trigger_local_date, timezone,
 -- product_id, old_price, new_price, currency (context).
-WITH snapshots AS (
-    SELECT product_id, snapshot_date, availability, currency,
-           COALESCE(sale_price, price) AS effective_price,
-           LAG(COALESCE(sale_price, price)) OVER (PARTITION BY product_id ORDER BY snapshot_date) AS previous_price
-    FROM product_snapshots
-),
-drops AS (
+WITH drops AS (
     SELECT product_id, snapshot_date, previous_price AS old_price, effective_price AS new_price, currency
-    FROM snapshots
+    FROM product_snapshot_changes
     WHERE previous_price > 0
       AND effective_price <= previous_price * 0.9 + 0.001
       AND availability = 'in_stock'
