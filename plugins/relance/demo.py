@@ -97,7 +97,7 @@ def airflow_cli(*args: str) -> None:
                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def run(customers: int = 2000, days: int = 4, seed: int = 7, start: str = "2026-11-16") -> int:
+def run(customers: int = 2000, days: int = 3, seed: int = 7, start: str = "2026-11-16") -> int:
     started = time.time()
     warnings.filterwarnings("ignore")  # library deprecation chatter; the demo prints its own progress
     first_day = date.fromisoformat(start)
