@@ -169,6 +169,36 @@ def airflow_home():
     return Path(_AIRFLOW_HOME)
 
 
+@pytest.fixture
+def run_at(dagbag, monkeypatch):
+    """Scenario runner through Airflow: at each instant ('2026-11-20 09:00', on the hour) the
+    landing zone is ingested up to it, then each campaign's ``campaign__<id>`` planner and
+    ``dispatch_messages`` run as real DAG runs (``dag.test``), deciding as of that instant.
+
+    Ingestion catches up over the gap between instants with the function the hourly
+    ``ingest_behaviour`` task calls (scenarios jump months ahead; one DAG run per hour would
+    only repeat it).
+    """
+    from helpers import at
+    from relance.ingest import ingest_window
+
+    def run(wh, landing, campaigns: dict, instants: list[str], ingest_from: str, dispatch_runs: bool = True):
+        monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", wh.uri)
+        previous = at(ingest_from)
+        for text in instants:
+            moment = at(text)
+            assert moment.minute == 0, "scenario instants are run ends: on the hour"
+            if moment > previous:
+                ingest_window(wh, str(landing), previous, moment)
+                previous = moment
+            monkeypatch.setenv("RELANCE_SIMULATED_NOW", moment.isoformat())
+            dag_ids = [f"campaign__{cid}" for cid in campaigns] + (["dispatch_messages"] if dispatch_runs else [])
+            for dag_id in dag_ids:
+                assert dagbag.get_dag(dag_id).test(logical_date=moment).state == "success", (dag_id, text)
+
+    return run
+
+
 @pytest.fixture(scope="session")
 def dagbag(airflow_home):
     from airflow.dag_processing.dagbag import DagBag

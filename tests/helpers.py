@@ -91,33 +91,6 @@ def dump_tables(wh, tables) -> dict:
     return out
 
 
-def run_at(wh, landing, campaigns: dict, instants: list[str], ingest_from: str, dispatch_runs: bool = True) -> None:
-    """Ingest, plan ``campaigns`` and dispatch as of each instant ('2026-11-20 09:00'), in order.
-
-    For long scenarios (winback's 90 days, birthdays): a few chosen instants instead of every
-    hour. Each instant first ingests the landing zone from the previous one (``ingest_from``
-    for the first); the dispatcher runs with ``now = as_of`` (no staleness surprises).
-    """
-    from relance import aws
-    from relance.campaigns.planner import plan_campaign
-    from relance.dispatch import prepare, send_batch
-    from relance.ingest import ingest_window
-    from relance.messaging.ses import Pacer, SesSender
-
-    previous = at(ingest_from)
-    for text in instants:
-        moment = at(text)
-        if moment > previous:
-            ingest_window(wh, str(landing), previous, moment)
-            previous = moment
-        for campaign in campaigns.values():
-            plan_campaign(wh, campaign, moment, run_id=f"plan-{text}")
-        if dispatch_runs:
-            for batch in prepare(wh, campaigns, moment, moment, f"dispatch-{text}"):
-                sender = SesSender(aws.client("sesv2", retries=0), Pacer(1000), base_delay=0.01)
-                send_batch(wh, batch, campaigns, sender, moment, clock=lambda moment=moment: moment)
-
-
 def outbox(wh, campaign_id: str | None = None) -> list[dict]:
     """message_log rows (customer, step, status, reason, due_at as 'YYYY-MM-DD HH:MM'), sorted."""
     sql = "SELECT customer_id, campaign_id, step, status, reason, due_at, trigger_id FROM message_log"

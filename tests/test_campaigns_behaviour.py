@@ -14,7 +14,6 @@ from helpers import (
     outbox,
     product,
     recipients,
-    run_at,
     track,
     write_catalog,
     write_events,
@@ -43,7 +42,7 @@ def popular(wh, *product_ids, as_of="2026-01-01"):
 
 # -- browse abandonment ------------------------------------------------------------------
 
-def test_browse_abandonment_needs_two_views_in_a_day_and_no_cart(wh, tmp_path, ses, campaigns):
+def test_browse_abandonment_needs_two_views_in_a_day_and_no_cart(wh, tmp_path, ses, campaigns, run_at):
     write_catalog(tmp_path, "2026-11-20", [product("p1", title="Mug grès"), product("p2", title="Théière verre"),
                                            product("p3", title="Tasses expresso")])
     write_events(tmp_path, "2026-11-20 10", [
@@ -76,7 +75,7 @@ def test_browse_abandonment_needs_two_views_in_a_day_and_no_cart(wh, tmp_path, s
 # -- post-purchase cross-sell ------------------------------------------------------------
 
 def test_cross_sell_seven_days_later_offers_complements_then_upgrades_never_to_refunded_orders(
-        wh, tmp_path, ses, campaigns):
+        wh, tmp_path, ses, campaigns, run_at):
     write_catalog(tmp_path, "2026-11-13", [
         product("bowl", title="Gamelle inox", price="12.00 EUR"),
         product("mat", title="Tapis de gamelle", price="8.00 EUR"),
@@ -104,7 +103,7 @@ def test_cross_sell_seven_days_later_offers_complements_then_upgrades_never_to_r
 
 # -- welcome series ----------------------------------------------------------------------
 
-def test_welcome_series_offers_by_segment_and_its_offer_steps_exit_on_the_first_order(wh, tmp_path, ses, campaigns):
+def test_welcome_series_offers_by_segment_and_its_offer_steps_exit_on_the_first_order(wh, tmp_path, ses, campaigns, run_at):
     write_catalog(tmp_path, "2026-11-20", [product("p1", title="Bougie figue"), product("p2")])
     popular(wh, "p1", "p2")
     write_events(tmp_path, "2026-11-20 09", [

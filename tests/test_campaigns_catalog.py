@@ -16,7 +16,6 @@ from helpers import (
     outbox,
     product,
     recipients,
-    run_at,
     track,
     write_catalog,
     write_events,
@@ -50,7 +49,7 @@ def _restock_shop(landing):
     write_events(landing, "2026-11-19 15", [order("cid", "o-cid", "2026-11-19 15:00", ("p1", 1, 29.9))])
 
 
-def test_back_in_stock_mails_only_who_asked_wishlisted_or_carted_once_at_10_local(wh, tmp_path, ses, campaigns):
+def test_back_in_stock_mails_only_who_asked_wishlisted_or_carted_once_at_10_local(wh, tmp_path, ses, campaigns, run_at):
     _restock_shop(tmp_path)
     chosen = only(campaigns, "back_in_stock")
     run_at(wh, tmp_path, chosen, ["2026-11-20 01:00", "2026-11-20 09:00", "2026-11-20 10:00", "2026-11-20 11:00"],
@@ -70,7 +69,7 @@ def test_back_in_stock_mails_only_who_asked_wishlisted_or_carted_once_at_10_loca
     assert len(outbox(wh)) == 2 and len(ses.sent_messages()) == 2
 
 
-def test_back_in_stock_exits_when_the_product_is_bought_before_10(wh, tmp_path, ses, campaigns):
+def test_back_in_stock_exits_when_the_product_is_bought_before_10(wh, tmp_path, ses, campaigns, run_at):
     _restock_shop(tmp_path)
     write_events(tmp_path, "2026-11-20 07", [order("ann", "o-ann", "2026-11-20 07:30", ("p1", 1, 29.9))])
     chosen = only(campaigns, "back_in_stock")
@@ -104,7 +103,7 @@ def _price_shop(landing):
 
 
 def test_price_drop_of_12_percent_mails_the_viewer_not_the_buyer_and_8_percent_mails_nobody(
-        wh, tmp_path, ses, campaigns):
+        wh, tmp_path, ses, campaigns, run_at):
     _price_shop(tmp_path)
     chosen = only(campaigns, "price_drop")
     run_at(wh, tmp_path, chosen, ["2026-11-20 01:00", "2026-11-20 09:00", "2026-11-20 10:00"],
@@ -122,7 +121,7 @@ def test_price_drop_of_12_percent_mails_the_viewer_not_the_buyer_and_8_percent_m
 
 # -- low stock ---------------------------------------------------------------------------
 
-def test_low_stock_alerts_a_carted_product_with_5_units_or_fewer_once(wh, tmp_path, ses, campaigns):
+def test_low_stock_alerts_a_carted_product_with_5_units_or_fewer_once(wh, tmp_path, ses, campaigns, run_at):
     write_catalog(tmp_path, "2026-11-19", [product("p1", title="Bougie figue", quantity=12),
                                            product("p2", quantity=9), product("p3", quantity=4)])
     write_catalog(tmp_path, "2026-11-20", [product("p1", title="Bougie figue", quantity=3),

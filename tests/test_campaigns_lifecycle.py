@@ -17,7 +17,6 @@ from helpers import (
     outbox,
     product,
     recipients,
-    run_at,
     track,
     write_catalog,
     write_events,
@@ -59,7 +58,7 @@ def test_calendar_params_cover_the_neighbouring_days_and_29_february():
 
 # -- winback -----------------------------------------------------------------------------
 
-def test_winback_escalates_at_90_180_365_days_and_the_90_day_reminder_exits_on_an_order(wh, tmp_path, ses, campaigns):
+def test_winback_escalates_at_90_180_365_days_and_the_90_day_reminder_exits_on_an_order(wh, tmp_path, ses, campaigns, run_at):
     write_catalog(tmp_path, "2026-04-09", [product("p1", title="Plaid laine")])
     popular(wh, "p1")
     write_events(tmp_path, "2026-04-09 10", [
@@ -88,7 +87,7 @@ def test_winback_escalates_at_90_180_365_days_and_the_90_day_reminder_exits_on_a
 
 # -- birthday ----------------------------------------------------------------------------
 
-def test_birthday_is_planned_for_the_local_day_at_9_and_sent_once_a_year(wh, tmp_path, ses, campaigns):
+def test_birthday_is_planned_for_the_local_day_at_9_and_sent_once_a_year(wh, tmp_path, ses, campaigns, run_at):
     write_events(tmp_path, "2026-11-19 10", [
         customer("mtl", birthday="1990-11-21", timezone="America/Montreal", locale="en"),
         customer("par", birthday="1985-11-21"),
@@ -112,7 +111,7 @@ def test_birthday_is_planned_for_the_local_day_at_9_and_sent_once_a_year(wh, tmp
 
 # -- purchase anniversary ----------------------------------------------------------------
 
-def test_purchase_anniversary_three_weeks_before_the_first_anniversary_of_a_gift_order(wh, tmp_path, ses, campaigns):
+def test_purchase_anniversary_three_weeks_before_the_first_anniversary_of_a_gift_order(wh, tmp_path, ses, campaigns, run_at):
     write_catalog(tmp_path, "2026-11-09", [
         product("rose", title="Bouquet de roses rouge M", product_type="Fleurs et cadeaux > Bouquets"),
         product("vase", title="Vase en verre", product_type="Fleurs et cadeaux > Vases"),
@@ -136,7 +135,7 @@ def test_purchase_anniversary_three_weeks_before_the_first_anniversary_of_a_gift
 
 # -- VIP rewards -------------------------------------------------------------------------
 
-def test_vip_rewards_go_to_current_champions_once_a_month(wh, tmp_path, ses, campaigns):
+def test_vip_rewards_go_to_current_champions_once_a_month(wh, tmp_path, ses, campaigns, run_at):
     write_events(tmp_path, "2026-11-30 10", [customer("vip"), customer("was"), customer("tor", timezone="America/Toronto")])
     segment(wh, "vip", "2026-11-29", "champions")
     segment(wh, "tor", "2026-11-29", "champions")
@@ -155,7 +154,7 @@ def test_vip_rewards_go_to_current_champions_once_a_month(wh, tmp_path, ses, cam
 
 # -- loyalty reminder --------------------------------------------------------------------
 
-def test_loyalty_reminder_on_a_new_100_point_tier_and_quarterly_for_quiet_balances(wh, tmp_path, ses, campaigns):
+def test_loyalty_reminder_on_a_new_100_point_tier_and_quarterly_for_quiet_balances(wh, tmp_path, ses, campaigns, run_at):
     write_events(tmp_path, "2026-11-20 07", [
         customer("pts"), customer("low"), customer("old", locale="en"),
         track("pts", "Loyalty Points Updated", "2026-11-10 12:00", points_balance=80),

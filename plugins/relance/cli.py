@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 
     demo = sub.add_parser("demo", help="synthetic shop → Airflow runs over the simulated days → summary")
     demo.add_argument("--customers", type=int, default=2000)
-    demo.add_argument("--days", type=int, default=3)
+    demo.add_argument("--days", type=int, default=2)
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--start", default="2026-11-16", help="first simulated day (YYYY-MM-DD)")
     demo.set_defaults(func=_demo)
