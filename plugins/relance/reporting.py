@@ -20,7 +20,7 @@ def campaign_summary(wh: Warehouse) -> list[dict[str, Any]]:
         entry["planned"] += row["messages"]
         if row["status"] == "sent":
             entry["sent"] += row["messages"]
-        elif row["status"] in ("planned", "queued", "sending"):
+        elif row["status"] in ("planned", "queued", "sending", "deferred_quiet_hours"):
             entry["waiting"] += row["messages"]
         else:
             entry["skipped"][row["status"]] = entry["skipped"].get(row["status"], 0) + row["messages"]
