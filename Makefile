@@ -34,7 +34,7 @@ bench: $(STAMP)
 
 airflow: $(STAMP)
 	@test -f .local/env.sh || { echo "run 'make demo' first: it creates the state this opens"; exit 1; }
-	@source .local/env.sh && $(BIN)/relance emulator && $(BIN)/airflow standalone
+	@source .local/env.sh && export PATH="$(CURDIR)/$(BIN):$$PATH" && relance emulator && airflow standalone
 
 clean:
 	rm -rf .local $(VENV)
