@@ -6,9 +6,6 @@ from typing import Any
 
 from relance.warehouse import Warehouse
 
-SKIP_STATUSES = ("holdout", "capped", "suppressed", "no_consent", "unsubscribed", "deferred_quiet_hours",
-                 "expired", "exited", "no_content", "failed", "unknown", "dry_run")
-
 
 def campaign_summary(wh: Warehouse) -> list[dict[str, Any]]:
     """Per campaign: rows planned, sent, still waiting, and skips by status."""

@@ -16,7 +16,6 @@ so two overlapping runs, a retried task or a re-run never send a ``send_key`` tw
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 from datetime import UTC, datetime, timedelta
@@ -298,6 +297,3 @@ def failed_templates(wh: Warehouse, run_id: str) -> list[str]:
     rows = wh.query("outbox/template_failures", {"run_prefix": f"{run_id}#%", "prefix": f"{TEMPLATE_ERROR}%"})
     return sorted(r["campaign_id"] for r in rows)
 
-
-def context_json(row: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(row.get("context") or "{}")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from functools import cache
@@ -149,9 +149,6 @@ class Warehouse:
         """Bring the schema up to date; returns the migrations applied (idempotent)."""
         return upgrade(self)
 
-    def table_counts(self, tables: Iterable[str]) -> dict[str, int]:
-        with self.begin() as conn:
-            return {t: conn.execute(sa.text(f'SELECT COUNT(*) FROM "{t}"')).scalar_one() for t in tables}  # noqa: S608 - fixed names
 
 
 def make_engine(uri: str) -> Engine:
