@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench airflow install clean
+.PHONY: demo test test-fast lint bench airflow install clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,12 +20,18 @@ install: $(STAMP)
 demo: $(STAMP)
 	@$(BIN)/relance demo
 
+# Everything, on SQLite and PostgreSQL, Airflow runs included; the 15 slowest tests printed.
 test: $(STAMP) lint
-	@$(BIN)/python -m pytest tests $(PYTEST_ARGS)
+	@$(BIN)/python -m pytest tests --durations=15 $(PYTEST_ARGS)
+
+# The edit loop (< 2 min): SQLite only, no Airflow runs, nothing marked slow (pyproject markers).
+test-fast: $(STAMP) lint
+	@RELANCE_TEST_BACKENDS=sqlite $(BIN)/python -m pytest tests -m "not airflow and not slow" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	@$(BIN)/ruff check dags plugins tests benchmarks
 	@$(BIN)/ruff check --select AIR3 --preview dags plugins
+	@$(BIN)/python tests/tools/check_import_cycles.py plugins/relance
 
 bench: $(STAMP)
 	@$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-bench.txt

@@ -25,7 +25,12 @@ and sends. Re-running, retrying or backfilling never duplicates a message: each 
 deterministic `send_key`.
 
 **Params**
-* `dry_run` — compute the plan and report how many messages would be planned, write nothing.
+* `dry_run` — compute the plan and record it as `dry_run` rows of `message_log` (what would
+  be planned, under keys of their own that nothing sends); the real plan is left untouched.
+
+**Go-live**: the first planner run records when Relance went live (`relance_state`, or the
+Variable `tm_live_since`): nothing due before it is planned, and an order, cart or sign-up from
+before it (the onboarding import) triggers nothing.
 
 **Ops**: pause this DAG to pause the campaign (rows already planned are still decided by the
 dispatcher; set `enabled: false` in the YAML to stop planning for good). A backfill recomputes
@@ -54,12 +59,16 @@ def build_planner(campaign: Campaign) -> DAG:
             """Write the due steps of this campaign into the outbox."""
             from relance import warehouse
             from relance.campaigns.config import load_campaigns
-            from relance.campaigns.planner import plan_campaign
-            from relance.timeutil import as_of
+            from relance.campaigns.planner import mark_live_since, plan_campaign
+            from relance.timeutil import run_window
 
             definition = load_campaigns()[campaign_id]
-            return plan_campaign(warehouse.connect(), definition, as_of(context),
-                                 run_id=context["run_id"], dry_run=bool(context["params"]["dry_run"]))
+            wh = warehouse.connect()
+            start, end = run_window(context)
+            dry_run = bool(context["params"]["dry_run"])
+            if not dry_run:
+                mark_live_since(wh, start)  # the first run ever: Relance goes live
+            return plan_campaign(wh, definition, end, run_id=context["run_id"], dry_run=dry_run)
 
         plan()
     return planner

@@ -8,18 +8,24 @@ run's end (an asset-triggered run: as of the moment it was triggered).
    `sending` → `sent` if SES reported it, else `unknown`, never re-sent blindly), re-checks
    exit conditions (`exited`), then applies the rules of SPEC §7 to every due row, in order:
    staleness against the wall clock (`expired`), no address or suppression list
-   (`suppressed`), unsubscribes (`unsubscribed`), consent (`no_consent`), holdout group
-   (`holdout`), quiet hours 21:00-08:00 in the customer's time zone (`deferred_quiet_hours`,
-   sent at 08:00 local), then the frequency caps (default 1 marketing email per day, 3 per 7
-   days; variables `tm_cap_per_day`, `tm_cap_per_week`; transactional mail never capped):
-   higher priority, then higher expected value wins, the others are `capped`. The survivors
-   are claimed into batches.
+   (`suppressed`), unsubscribes (`unsubscribed`), consent (`no_consent`), the deliverability
+   guard (marketing held, still due; see report), holdout group (`holdout`), quiet hours
+   21:00-08:00 in the customer's time zone (`deferred_quiet_hours`, sent at 08:00 local),
+   then the frequency caps (default 1 marketing email per day, 3 per 7 days; variables
+   `tm_cap_per_day`, `tm_cap_per_week`; transactional mail never capped): higher priority,
+   then higher expected value wins, the others are `capped`. The survivors are claimed into
+   batches.
 2. **send_batch** — one mapped task per batch (Airflow pool `ses_send`, paced to the variable
    `tm_ses_max_send_rate` across all of them): render the template, send through SES v2,
    record `sent` with the SES MessageId, or `no_content` / `failed` with the reason. A template
    error fails its campaign closed (nothing of it is sent) without stopping the others.
 3. **report** — counts per campaign and status, in the task log and XCom; fails the run (red
-   in the UI) if a campaign failed closed on a template error.
+   in the UI) if a campaign failed closed on a template error, if the **deliverability guard**
+   holds marketing (bounce or complaint rate of the last 7 days' sends over `tm_max_bounce_rate`
+   / `tm_max_complaint_rate`, once there are 200 sends to judge: marketing rows stay due with a
+   `held: …` reason, transactional mail goes on, marketing resumes by itself below the
+   thresholds), or if marketing failed because signed unsubscribe links need
+   `tm_unsubscribe_secret` and it is not set.
 
 **Params**
 * `dry_run` — decide everything as a real run would, change nothing, send nothing, and record
@@ -81,15 +87,19 @@ def dispatch_messages():
     def report(**context) -> list[dict]:
         """Counts per campaign and status of what this run decided."""
         from relance import warehouse
-        from relance.dispatch import failed_templates, summary
+        from relance.dispatch import summary
+        from relance.dispatch.report import run_problems
         from relance.timeutil import as_of
 
-        rows = summary(warehouse.connect(upgrade_schema=False), as_of(context), context["run_id"])
+        wh = warehouse.connect(upgrade_schema=False)
+        rows = summary(wh, as_of(context), context["run_id"])
         for row in rows:
             log.info("%-28s %-22s %7d", row["campaign_id"], row["status"], row["messages"])
-        broken = failed_templates(warehouse.connect(upgrade_schema=False), context["run_id"])
-        if broken:  # the campaign failed closed (nothing sent); make the run red for ops
-            raise RuntimeError(f"template errors, campaigns failed closed: {broken}")
+        # a campaign failed closed on a template error, the deliverability guard holds marketing,
+        # or marketing failed for want of tm_unsubscribe_secret: make the run red for ops
+        problems = run_problems(wh, as_of(context), context["run_id"])
+        if problems:
+            raise RuntimeError("; ".join(problems))
         return rows
 
     batches = prepare()

@@ -2,15 +2,20 @@
 ### ingest_behaviour — shopper behaviour and the catalog into the warehouse
 
 Every hour, loads the landing zone's event folder of the run's interval
-(`events/dt=…/hour=…/*.jsonl[.gz]`, Segment `identify` and `track` calls) and the newest catalog
-snapshot (`catalog/dt=…/products.csv`, Google Merchant columns) into the warehouse, then
-updates the `relance_behaviour` asset so the campaign planners run on fresh data.
+(`events/dt=…/hour=…/*.jsonl[.gz]`, Segment `identify`, `track`, `page`, `screen`, `alias` and
+`group` calls), every file of the trailing window (Variable `tm_ingest_trailing_hours`, 48 h)
+not loaded yet, and the newest catalog snapshot (`catalog/dt=…/products.csv`, Google Merchant
+columns, comma/tab/semicolon) into the warehouse, then updates the `relance_behaviour` asset so
+the campaign planners run on fresh data.
 
 * **Idempotent**: events dedupe on `messageId`; re-running an interval, a retry or a backfill
   leaves the tables identical. Late events (delivered in a later hour's folder) are loaded
-  with that folder and count as of their own timestamp.
+  with that folder and count as of their own timestamp; a file landing late in an hour already
+  ingested, or hours missed while the scheduler was down, are picked up by the next run.
 * **Bad input loses nothing**: a malformed line, an unknown event or a missing field goes to
   the `quarantine` table with the file, the line, the field and the reason; the rest loads.
+  A bad trait is dropped (`dropped_fields`), not the call; a catalog snapshot with no valid row
+  never replaces the previous one.
 * **Where from**: Airflow Variable `tm_landing` (a path or `s3://bucket/prefix`), warehouse
   connection `warehouse`, AWS connection `aws_default` for S3.
 

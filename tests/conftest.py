@@ -3,6 +3,13 @@
 PostgreSQL comes from ``TM_TEST_POSTGRES_URL`` (default: the local server's ``test``
 database); each test gets a schema of its own. Without a reachable PostgreSQL the PostgreSQL
 half of the suite is skipped locally, and *fails* under ``CI=true``.
+
+Lanes (markers, see pyproject.toml): every test that needs a warehouse runs on each backend
+of ``RELANCE_TEST_BACKENDS`` (default ``sqlite,postgresql``; ignored under ``CI=true``, where
+both always run); ``@pytest.mark.backend("postgresql")`` narrows a test to some backends; the
+PostgreSQL half is marked ``postgres`` and every test that runs DAGs in Airflow (the ``dagbag``
+fixture: a metadata database, ``dag.test``) ``airflow``. ``make test-fast`` = SQLite,
+``not airflow and not slow``.
 """
 
 from __future__ import annotations
@@ -37,6 +44,45 @@ for _var in ("AIRFLOW_CONN_WAREHOUSE", "AIRFLOW_VAR_TM_LANDING", "AWS_ENDPOINT_U
 
 PG_URL = os.environ.get("TM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+BACKENDS = ("sqlite", "postgresql")
+
+
+def selected_backends() -> tuple[str, ...]:
+    """The backends this session tests: ``RELANCE_TEST_BACKENDS`` (comma-separated), all under CI."""
+    raw = os.environ.get("RELANCE_TEST_BACKENDS", "")
+    if IN_CI or not raw.strip():
+        return BACKENDS
+    chosen = tuple(b.strip() for b in raw.split(",") if b.strip())
+    unknown = set(chosen) - set(BACKENDS)
+    if unknown:
+        raise pytest.UsageError(f"RELANCE_TEST_BACKENDS: unknown backend(s) {sorted(unknown)}; known: {BACKENDS}")
+    return chosen
+
+
+def backend_params(*only: str) -> list:
+    """pytest params for the selected backends (of ``only``, if given); PostgreSQL marked ``postgres``."""
+    return [pytest.param(b, id=b, marks=[pytest.mark.postgres] if b == "postgresql" else [])
+            for b in selected_backends() if not only or b in only]
+
+
+def pytest_generate_tests(metafunc):
+    """Parametrise every test that needs ``warehouse_url`` (directly or through ``wh``) over the
+    selected backends, narrowed by ``@pytest.mark.backend(...)``."""
+    if "warehouse_url" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("backend")
+    only = marker.args if marker else ()
+    unknown = set(only) - set(BACKENDS)
+    if unknown:
+        raise pytest.UsageError(f"{metafunc.definition.nodeid}: backend({', '.join(only)}): unknown {unknown}")
+    metafunc.parametrize("warehouse_url", backend_params(*only), indirect=True)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that run DAGs in Airflow (``dag.test`` on the session's metadata DB) are marked ``airflow``."""
+    for item in items:
+        if {"dagbag", "airflow_home"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.airflow)
 
 
 def _pg_reachable() -> str | None:
@@ -67,9 +113,9 @@ def _pg_schema_url(schema: str) -> str:
     return f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture
 def warehouse_url(request, tmp_path):
-    """A fresh, empty warehouse URI on each backend."""
+    """A fresh, empty warehouse URI on each selected backend (parametrised by pytest_generate_tests)."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'warehouse.db'}"
         return
@@ -170,20 +216,29 @@ def airflow_home():
 
 
 @pytest.fixture
-def run_at(dagbag, monkeypatch):
-    """Scenario runner through Airflow: at each instant ('2026-11-20 09:00', on the hour) the
-    landing zone is ingested up to it, then each campaign's ``campaign__<id>`` planner and
-    ``dispatch_messages`` run as real DAG runs (``dag.test``), deciding as of that instant.
+def run_at(monkeypatch):
+    """Scenario runner: at each instant ('2026-11-20 09:00', on the hour) the landing zone is
+    ingested up to it, then each campaign's planner and the dispatcher run as of that instant,
+    through the very functions their Airflow tasks call, with the same arguments
+    (:func:`helpers.plan_at`, :func:`helpers.dispatch_at`; the wall clock pinned to the instant
+    by ``RELANCE_SIMULATED_NOW``, as the demo's replay does). A problem that would turn the
+    dispatcher's ``report`` task red (a template error, the deliverability guard) fails the scenario.
+
+    The planners plan the given campaigns; the dispatcher, like the DAG, knows every shipped
+    campaign (those given override theirs). That Airflow runs these functions with these
+    arguments is proven by tests/test_scenarios_airflow.py and tests/test_integration_airflow.py.
 
     Ingestion catches up over the gap between instants with the function the hourly
-    ``ingest_behaviour`` task calls (scenarios jump months ahead; one DAG run per hour would
-    only repeat it).
+    ``ingest_behaviour`` task calls (scenarios jump months ahead; one run per hour would only
+    repeat it).
     """
-    from helpers import at
+    from helpers import at, dispatch_at, plan_at
+    from relance.campaigns.config import load_campaigns
     from relance.ingest import ingest_window
 
     def run(wh, landing, campaigns: dict, instants: list[str], ingest_from: str, dispatch_runs: bool = True):
         monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", wh.uri)
+        known = {**load_campaigns(), **campaigns}
         previous = at(ingest_from)
         for text in instants:
             moment = at(text)
@@ -192,15 +247,38 @@ def run_at(dagbag, monkeypatch):
                 ingest_window(wh, str(landing), previous, moment)
                 previous = moment
             monkeypatch.setenv("RELANCE_SIMULATED_NOW", moment.isoformat())
-            dag_ids = [f"campaign__{cid}" for cid in campaigns] + (["dispatch_messages"] if dispatch_runs else [])
-            for dag_id in dag_ids:
-                assert dagbag.get_dag(dag_id).test(logical_date=moment).state == "success", (dag_id, text)
+            for campaign in campaigns.values():
+                plan_at(wh, campaign, moment)
+            if dispatch_runs:
+                dispatch_at(wh, known, moment, fail_on_problems=True)
 
     return run
+
+
+def _shorten_dag_test_polling() -> None:
+    """``dag.test`` polls its run's state with ``time.sleep(1)`` whenever no task is schedulable
+    yet (e.g. ``dispatch_messages.report`` after an empty mapped ``send_batch``): a second lost
+    per dispatcher run. Shorten that one sleep (only when called from ``Dag.test`` itself) to
+    20 ms; every other sleep is untouched."""
+    import time
+
+    if getattr(time.sleep, "_relance_short_poll", False):
+        return
+    real_sleep = time.sleep
+
+    def sleep(seconds: float) -> None:
+        caller = sys._getframe(1)
+        if caller.f_code.co_name == "test" and caller.f_globals.get("__name__") == "airflow.sdk.definitions.dag":
+            seconds = min(seconds, 0.02)
+        real_sleep(seconds)
+
+    sleep._relance_short_poll = True
+    time.sleep = sleep
 
 
 @pytest.fixture(scope="session")
 def dagbag(airflow_home):
     from airflow.dag_processing.dagbag import DagBag
 
+    _shorten_dag_test_polling()
     return DagBag(dag_folder=str(ROOT / "dags"))

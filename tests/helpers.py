@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 _ids = itertools.count(1)
@@ -108,3 +108,74 @@ def recipients(ses) -> list[str]:
 def only(campaigns: dict, *ids: str) -> dict:
     """The campaigns of some ids (a dispatcher run that knows only those)."""
     return {cid: campaigns[cid] for cid in ids}
+
+
+# -- the Airflow tasks' calls, as plain functions ----------------------------------------------
+# What the planner and dispatcher tasks of dags/campaigns.py and dags/dispatch_messages.py call,
+# with the arguments they pass, so scenario tests exercise the same code without a DAG run each.
+# tests/test_scenarios_airflow.py and tests/test_integration_airflow.py prove Airflow makes
+# exactly these calls (as-of, run ids, mapped sends, the report's verdict).
+
+def manual_run_id() -> str:
+    """A run id shaped like Airflow's for a manual or ``dag.test`` run (unique per call)."""
+    return f"manual__{datetime.now(UTC).isoformat()}"
+
+
+def run_window(schedule: str, run_after: datetime) -> tuple[datetime, datetime]:
+    """The data interval of a manual / ``dag.test`` run at ``run_after`` of a DAG on ``schedule``:
+    the last whole interval (relance.airflow_support.interval_timetable); its end is the as-of."""
+    if schedule == "@hourly":
+        end = run_after.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        return end - timedelta(hours=1), end
+    import pendulum
+
+    from relance.airflow_support import interval_timetable
+
+    interval = interval_timetable(schedule).infer_manual_data_interval(run_after=pendulum.instance(run_after))
+    return (datetime.fromtimestamp(interval.start.timestamp(), tz=UTC),
+            datetime.fromtimestamp(interval.end.timestamp(), tz=UTC))
+
+
+def run_end(schedule: str, run_after: datetime) -> datetime:
+    return run_window(schedule, run_after)[1]
+
+
+def plan_at(wh, campaign, moment: datetime, run_id: str | None = None, dry_run: bool = False) -> dict:
+    """The ``plan`` task of ``campaign__<id>`` run at ``moment``: the first real run ever records
+    when Relance went live (its interval start), then the campaign is planned as of the interval end."""
+    from relance.campaigns.planner import mark_live_since, plan_campaign
+
+    start, end = run_window(campaign.schedule, moment)
+    if not dry_run:
+        mark_live_since(wh, start)
+    return plan_campaign(wh, campaign, end, run_id=run_id or manual_run_id(), dry_run=dry_run)
+
+
+def dispatch_at(wh, campaigns: dict, as_of: datetime, run_id: str | None = None, dry_run: bool = False,
+                now: datetime | None = None, fail_on_problems: bool = False) -> dict:
+    """A ``dispatch_messages`` run as of ``as_of``: ``prepare`` (with the wall clock, pinned by
+    ``RELANCE_SIMULATED_NOW`` in simulations, unless ``now`` is given), ``send_batch`` for each
+    batch id it returns (a fresh SES v2 sender paced like the task's), then ``report``: the
+    summary and the problems for which the report task fails the run (a campaign failed closed on
+    a template error, marketing held by the deliverability guard or failing for want of an
+    unsubscribe secret) — with ``fail_on_problems``, an AssertionError as the red run.
+
+    Returns ``{"run_id", "batches", "sends" (one count dict per batch), "summary", "problems"}``.
+    """
+    from relance import aws, settings
+    from relance.dispatch import prepare, send_batch, summary
+    from relance.dispatch.report import run_problems
+    from relance.messaging.ses import Pacer, SesSender
+
+    run_id = run_id or manual_run_id()
+    now = now or settings.wall_clock()
+    batches = prepare(wh, campaigns, as_of, now, run_id=run_id, dry_run=dry_run)
+    sends = []
+    for batch_id in batches:
+        sender = SesSender(aws.client("sesv2", retries=0), Pacer(settings.max_send_rate() / settings.SES_POOL_SLOTS))
+        sends.append(send_batch(wh, batch_id, campaigns, sender, as_of))
+    problems = run_problems(wh, as_of, run_id)
+    if fail_on_problems:
+        assert not problems, f"the dispatcher's report would fail the run: {problems}"
+    return {"run_id": run_id, "batches": batches, "sends": sends, "summary": summary(wh, as_of, run_id),
+            "problems": problems}

@@ -52,6 +52,7 @@ def test_file_name_must_match_the_id(tmp_path):
         load_campaign(path)
 
 
+@pytest.mark.slow
 def test_a_bad_campaign_file_fails_the_dag_import(tmp_path):
     """Copy the project, break one YAML, import the DAG folder in a fresh interpreter."""
     copy = tmp_path / "repo"

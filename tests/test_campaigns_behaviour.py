@@ -72,6 +72,63 @@ def test_browse_abandonment_needs_two_views_in_a_day_and_no_cart(wh, tmp_path, s
     assert len(outbox(wh)) == 1 and recipients(ses) == ["bro@example.com"]
 
 
+def test_browse_day_is_the_customers_local_day_and_the_mail_goes_out_the_next_local_morning(
+        wh, tmp_path, ses, campaigns, run_at):
+    """A Sydney shopper browsing at 10:30 on 21 November (23:30 UTC on the 20th) is mailed at
+    10:00 Sydney time on the 22nd — not at once, as a UTC day would have it."""
+    write_catalog(tmp_path, "2026-11-20", [product("p1", title="Mug grès"), product("p2", title="Théière verre")])
+    write_events(tmp_path, "2026-11-20 23", [
+        customer("syd", locale="en", timezone="Australia/Sydney"),
+        track("syd", "Product Viewed", "2026-11-20 23:30", product_id="p1"),
+        track("syd", "Product Viewed", "2026-11-20 23:40", product_id="p2"),
+    ])
+    chosen = only(campaigns, "browse_abandonment")
+    run_at(wh, tmp_path, chosen, ["2026-11-21 00:00", "2026-11-21 01:00"], ingest_from="2026-11-20 23:00")
+    assert outbox(wh) == [] and recipients(ses) == []
+    run_at(wh, tmp_path, chosen, ["2026-11-21 22:00", "2026-11-21 23:00"], ingest_from="2026-11-21 01:00")
+    assert [(r["customer_id"], r["trigger_id"], r["status"], r["due_at"]) for r in outbox(wh)] == [
+        ("syd", "browse|2026-11-21", "sent", "2026-11-21 23:00")]   # 10:00 on the 22nd in Sydney
+
+
+def test_browse_after_an_order_that_local_day_plans_nothing_instead_of_planning_then_exiting(
+        wh, tmp_path, ses, campaigns, run_at):
+    write_catalog(tmp_path, "2026-11-19", [product("p1", title="Mug grès"), product("p2", title="Théière verre"),
+                                           product("p3")])
+    write_events(tmp_path, "2026-11-19 18", [
+        customer("ord"), customer("eve"),
+        order("eve", "o-eve", "2026-11-19 18:00", ("p3", 1, 9.0)),     # the evening before: another day
+    ])
+    write_events(tmp_path, "2026-11-20 07", [order("ord", "o-ord", "2026-11-20 07:00", ("p3", 1, 9.0))])  # 08:00 Paris
+    write_events(tmp_path, "2026-11-20 10", [
+        track("ord", "Product Viewed", "2026-11-20 10:00", product_id="p1"),
+        track("ord", "Product Viewed", "2026-11-20 10:10", product_id="p2"),
+        track("eve", "Product Viewed", "2026-11-20 10:00", product_id="p1"),
+        track("eve", "Product Viewed", "2026-11-20 10:10", product_id="p2"),
+    ])
+    chosen = only(campaigns, "browse_abandonment")
+    run_at(wh, tmp_path, chosen, ["2026-11-20 12:00", "2026-11-21 08:00", "2026-11-21 09:00", "2026-11-21 10:00"],
+           ingest_from="2026-11-19 18:00")
+    assert [(r["customer_id"], r["status"], r["due_at"]) for r in outbox(wh)] == [
+        ("eve", "sent", "2026-11-21 09:00")]                        # ord: no row at all, not an 'exited' one
+
+
+def test_search_only_browsing_gets_products_matching_the_search(wh, tmp_path, ses, campaigns, run_at):
+    write_catalog(tmp_path, "2026-11-20", [product("p1", title="Mug grès"), product("p2", title="Théière fonte"),
+                                           product("p3", title="Théière verre", product_type="Maison > Thé")])
+    write_events(tmp_path, "2026-11-20 10", [
+        customer("sea"),
+        track("sea", "Products Searched", "2026-11-20 10:00", query="mug"),
+        track("sea", "Products Searched", "2026-11-20 10:05", query="Théière"),     # the day's latest search
+    ])
+    chosen = only(campaigns, "browse_abandonment")
+    run_at(wh, tmp_path, chosen, ["2026-11-20 12:00", "2026-11-21 09:00"], ingest_from="2026-11-20 10:00")
+    assert [(r["customer_id"], r["status"], r["due_at"]) for r in outbox(wh)] == [
+        ("sea", "sent", "2026-11-21 09:00")]
+    ((subject, text),) = by_recipient(ses)["sea@example.com"]
+    assert subject == "Sea, vous cherchiez « théière » ?"
+    assert "/p/p2" in text and "/p/p3" in text and "/p/p1" not in text
+
+
 # -- post-purchase cross-sell ------------------------------------------------------------
 
 def test_cross_sell_seven_days_later_offers_complements_then_upgrades_never_to_refunded_orders(
@@ -99,37 +156,3 @@ def test_cross_sell_seven_days_later_offers_complements_then_upgrades_never_to_r
     assert subject == "Kim, pour compléter votre commande o-kim"
     assert text.index("/p/mat") < text.index("/p/bowl-xl")             # the complement first, then the upgrade
     assert "/p/cheap" not in text and "/p/bowl\r" not in text        # no downgrade, not what was bought
-
-
-# -- welcome series ----------------------------------------------------------------------
-
-def test_welcome_series_offers_by_segment_and_its_offer_steps_exit_on_the_first_order(wh, tmp_path, ses, campaigns, run_at):
-    write_catalog(tmp_path, "2026-11-20", [product("p1", title="Bougie figue"), product("p2")])
-    popular(wh, "p1", "p2")
-    write_events(tmp_path, "2026-11-20 09", [
-        track("wel", "Signed Up", "2026-11-20 09:00"), customer("wel", when="2026-11-20 09:00"),
-        track("ord", "Signed Up", "2026-11-20 09:00"), customer("ord", when="2026-11-20 09:00", locale="en"),
-    ])
-    write_events(tmp_path, "2026-11-21 12", [order("ord", "o-ord", "2026-11-21 12:00", ("p1", 1, 18.0))])
-    wh.execute("INSERT INTO customer_segments (customer_id, as_of, segment, purchase_propensity) "
-               "VALUES ('wel', :d, 'at_risk', 0.2)", {"d": at("2026-11-22 00:00").date()})
-    chosen = only(campaigns, "welcome_series")
-    run_at(wh, tmp_path, chosen, ["2026-11-20 10:00", "2026-11-21 13:00", "2026-11-23 09:00", "2026-11-23 10:00",
-                                  "2026-11-30 09:00", "2026-11-30 10:00"], ingest_from="2026-11-20 09:00")
-    got = [(r["customer_id"], r["step"], r["status"], r["due_at"]) for r in outbox(wh)]
-    assert got == [
-        ("ord", 1, "sent", "2026-11-20 09:00"),
-        ("ord", 2, "exited", "2026-11-23 09:00"),
-        ("ord", 3, "exited", "2026-11-30 09:00"),
-        ("wel", 1, "sent", "2026-11-20 09:00"),
-        ("wel", 2, "sent", "2026-11-23 09:00"),
-        ("wel", 3, "sent", "2026-11-30 09:00"),
-    ]
-    mails = by_recipient(ses)
-    assert [s for s, _ in mails["wel@example.com"]] == [
-        "Wel, bienvenue chez Boutique Relance : -10 % sur votre première commande",
-        "Wel, une offre rien que pour vous",
-        "Wel, Bougie figue et d'autres idées pour vous"]
-    assert "BIENVENUE15" in mails["wel@example.com"][1][1]        # the at-risk segment's offer
-    assert [s for s, _ in mails["ord@example.com"]] == [
-        "Ord, welcome to Boutique Relance: 10% off your first order"]

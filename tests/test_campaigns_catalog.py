@@ -20,6 +20,7 @@ from helpers import (
     write_catalog,
     write_events,
 )
+from relance.ingest.identity import guest_customer_id
 
 
 def html_of(message: dict) -> str:
@@ -81,6 +82,56 @@ def test_back_in_stock_exits_when_the_product_is_bought_before_10(wh, tmp_path, 
     assert recipients(ses) == []
 
 
+def _long_out_of_stock_shop(landing):
+    """p1 out of stock from 2 September to 20 November; p2 out twice (restocked on 10 September
+    in between); p3 out since July."""
+    spells = {"2026-07-01": ("in_stock", "in_stock", "out_of_stock"),
+              "2026-09-01": ("in_stock", "in_stock", "out_of_stock"),
+              "2026-09-02": ("out_of_stock", "out_of_stock", "out_of_stock"),
+              "2026-09-10": ("out_of_stock", "in_stock", "out_of_stock"),
+              "2026-09-20": ("out_of_stock", "out_of_stock", "out_of_stock"),
+              "2026-11-20": ("in_stock", "in_stock", "in_stock")}
+    for day, states in spells.items():
+        write_catalog(landing, day, [product(pid, title=f"Article {pid}", availability=state,
+                                             quantity=0 if state != "in_stock" else 20)
+                                     for pid, state in zip(("p1", "p2", "p3"), states, strict=True)])
+    guest = guest_customer_id("Gaby@Example.com")
+    # a storefront "notify me" form filled in by a guest: no userId, an email in the properties
+    # (ingest gives the guest a customer id of their own, that address and unknown consent)
+    guest_request = {"type": "track", "event": "Back In Stock Requested", "anonymousId": "anon-gaby",
+                     "messageId": "bis-gaby", "timestamp": "2026-11-01T10:00:00.000Z",
+                     "properties": {"product_id": "p1", "email": "gaby@example.com"}}
+    write_events(landing, "2026-11-19 10", [
+        customer("ann"), customer("bob"), customer("old"), customer("ida"), customer("wes"), guest_request,
+        track("ann", "Back In Stock Requested", "2026-09-05 10:00", product_id="p1"),   # 76 days before
+        track("old", "Back In Stock Requested", "2026-09-05 10:00", product_id="p2"),   # answered on 10/09
+        track("bob", "Back In Stock Requested", "2026-10-01 10:00", product_id="p2"),
+        track("ida", "Back In Stock Requested", "2026-07-15 10:00", product_id="p3"),   # > 90 days before
+        track("wes", "Product Added to Wishlist", "2026-08-20 10:00", product_id="p1"),  # still in stock then
+    ])
+    return guest
+
+
+def test_back_in_stock_keeps_requests_while_out_of_stock_up_to_90_days_and_from_guests(
+        wh, tmp_path, ses, campaigns, run_at):
+    guest = _long_out_of_stock_shop(tmp_path)
+    chosen = only(campaigns, "back_in_stock")
+    run_at(wh, tmp_path, chosen, ["2026-11-20 01:00", "2026-11-20 09:00"], ingest_from="2026-11-19 10:00")
+    rows = {r["customer_id"]: r for r in outbox(wh)}
+    assert sorted(rows) == sorted(["ann", "bob", guest])
+    assert (rows["ann"]["trigger_id"], rows["ann"]["status"]) == ("p1|2026-11-20", "sent")
+    assert (rows["bob"]["trigger_id"], rows["bob"]["status"]) == ("p2|2026-11-20", "sent")
+    assert rows[guest]["trigger_id"] == "p1|2026-11-20"     # the guest's request is honoured: planned
+
+
+def test_a_guests_explicit_request_is_consent_for_that_one_alert(wh, tmp_path, ses, campaigns, run_at):
+    guest = _long_out_of_stock_shop(tmp_path)
+    run_at(wh, tmp_path, only(campaigns, "back_in_stock"), ["2026-11-20 01:00", "2026-11-20 09:00"],
+           ingest_from="2026-11-19 10:00")
+    assert {r["customer_id"]: r["status"] for r in outbox(wh)}[guest] == "sent"
+    assert "gaby@example.com" in recipients(ses)
+
+
 # -- price drop --------------------------------------------------------------------------
 
 def _price_shop(landing):
@@ -117,6 +168,53 @@ def test_price_drop_of_12_percent_mails_the_viewer_not_the_buyer_and_8_percent_m
     assert "50,00" in html and "44,00" in html
     run_at(wh, tmp_path, chosen, ["2026-11-20 09:00", "2026-11-20 10:00"], ingest_from="2026-11-20 10:00")
     assert len(outbox(wh)) == 1 and len(ses.sent_messages()) == 1
+
+
+def test_price_drop_is_measured_against_the_price_the_shopper_saw_not_the_previous_snapshot(
+        wh, tmp_path, ses, campaigns, run_at):
+    """p1: 100 → 130 → 110 is no drop for who saw 100, a 15 % drop for who saw 130; p2: two small
+    cuts 100 → 95 → 89 add up to 11 %; p3: 100 → 85 is no drop for who saw 80 (the `price` of
+    their Product Viewed event: a price the catalog snapshot never showed)."""
+    write_catalog(tmp_path, "2026-11-17", [product(p, price="100.00 EUR") for p in ("p1", "p2", "p3")])
+    write_catalog(tmp_path, "2026-11-18", [product("p1", price="130.00 EUR"), product("p2", price="95.00 EUR"),
+                                           product("p3", price="100.00 EUR")])
+    write_catalog(tmp_path, "2026-11-19", [product("p1", title="Plaid laine", price="110.00 EUR"),
+                                           product("p2", title="Théière fonte", price="89.00 EUR"),
+                                           product("p3", price="85.00 EUR")])
+    write_events(tmp_path, "2026-11-18 12", [
+        customer("ann"), customer("bea"), customer("cat"), customer("dan"),
+        track("ann", "Product Viewed", "2026-11-17 10:00", product_id="p1"),
+        track("bea", "Product Added to Wishlist", "2026-11-17 10:00", product_id="p2"),
+        track("cat", "Product Viewed", "2026-11-17 10:00", product_id="p3", price=80.0),
+        track("dan", "Product Added", "2026-11-18 12:00", product_id="p1", price=130.0),
+    ])
+    chosen = only(campaigns, "price_drop")
+    run_at(wh, tmp_path, chosen, ["2026-11-19 01:00", "2026-11-19 09:00"], ingest_from="2026-11-17 00:00")
+    assert [(r["customer_id"], r["trigger_id"], r["status"], r["due_at"]) for r in outbox(wh)] == [
+        ("bea", "p2|2026-11-19", "sent", "2026-11-19 09:00"),
+        ("dan", "p1|2026-11-19", "sent", "2026-11-19 09:00")]
+    assert sorted(subject_of(m) for m in ses.sent_messages()) == [
+        "Bea, le prix de Théière fonte baisse de 11 %", "Dan, le prix de Plaid laine baisse de 15 %"]
+
+
+def test_a_currency_change_is_not_a_price_drop(wh, tmp_path, ses, campaigns, run_at):
+    """The shop switches p1 from 100 EUR to 85 USD: not a 15 % drop for who saw 100 EUR (nor
+    for the event that said 100 EUR); a later cut to 70 USD is one, against 85 USD."""
+    write_catalog(tmp_path, "2026-11-17", [product("p1", price="100.00 EUR")])
+    write_catalog(tmp_path, "2026-11-18", [product("p1", price="85.00 USD")])
+    write_catalog(tmp_path, "2026-11-19", [product("p1", title="Plaid laine", price="70.00 USD")])
+    write_events(tmp_path, "2026-11-17 12", [
+        customer("ann"), customer("eva"),
+        track("ann", "Product Viewed", "2026-11-17 10:00", product_id="p1"),
+        track("eva", "Product Viewed", "2026-11-17 10:00", product_id="p1", price=100.0, currency="EUR")])
+    chosen = only(campaigns, "price_drop")
+    run_at(wh, tmp_path, chosen, ["2026-11-18 01:00", "2026-11-18 09:00"], ingest_from="2026-11-17 00:00")
+    assert outbox(wh) == []
+    run_at(wh, tmp_path, chosen, ["2026-11-19 01:00", "2026-11-19 09:00"], ingest_from="2026-11-18 09:00")
+    assert [(r["customer_id"], r["trigger_id"], r["status"]) for r in outbox(wh)] == [
+        ("ann", "p1|2026-11-19", "sent"), ("eva", "p1|2026-11-19", "sent")]
+    assert {subject_of(m) for m in ses.sent_messages()} == {
+        "Ann, le prix de Plaid laine baisse de 18 %", "Eva, le prix de Plaid laine baisse de 18 %"}
 
 
 # -- low stock ---------------------------------------------------------------------------

@@ -59,8 +59,11 @@ def test_calendar_params_cover_the_neighbouring_days_and_29_february():
 # -- winback -----------------------------------------------------------------------------
 
 def test_winback_escalates_at_90_180_365_days_and_the_90_day_reminder_exits_on_an_order(wh, tmp_path, ses, campaigns, run_at):
-    write_catalog(tmp_path, "2026-04-09", [product("p1", title="Plaid laine")])
-    popular(wh, "p1")
+    write_catalog(tmp_path, "2026-04-09", [product("p1", title="Plaid laine"), product("p2", title="Bougie figue"),
+                                           product("p3", title="Housse de plaid")])
+    popular(wh, "p1", "p2")
+    # the seed's variant: a complement of the last purchase (p3 goes with the plaid)
+    wh.execute("INSERT INTO product_complements (product_id, complement_id, score) VALUES ('p1', 'p3', 2.0)")
     write_events(tmp_path, "2026-04-09 10", [
         customer("win", when="2026-01-01 09:00"), customer("ret", when="2026-01-01 09:00"),
         order("win", "o-win", "2026-01-10 10:00", ("p1", 1, 49.0)),
@@ -83,6 +86,11 @@ def test_winback_escalates_at_90_180_365_days_and_the_90_day_reminder_exits_on_a
     ]
     assert subjects(ses)["win@example.com"] == ["Win, vous nous manquez", "Win, la livraison vous est offerte",
                                                 "Win, -15 % pour vous retrouver"]
+    for message in ses.sent_messages():
+        text = message_from_string(message["raw_data"], policy=default_policy).get_body(("plain",)).get_content()
+        # picks never include what they already bought (p1); every step offers the complement
+        assert "/p/p2" in text and "/p/p1" not in text
+        assert "accompagner votre dernier achat" in text and "/p/p3" in text
 
 
 # -- birthday ----------------------------------------------------------------------------

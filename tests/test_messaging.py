@@ -79,6 +79,54 @@ def test_marketing_mail_carries_rfc8058_one_click_headers_and_transactional_does
     assert url != unsubscribe_url("https://shop.example/u", "c1", "cart_abandonment", "other-secret")
 
 
+def test_there_is_no_default_unsubscribe_secret(monkeypatch):
+    from relance import settings
+
+    monkeypatch.delenv("AIRFLOW_VAR_TM_UNSUBSCRIBE_SECRET", raising=False)
+    assert settings.unsubscribe_secret() is None       # never a public fallback anyone could sign with
+    assert settings.unsubscribe_mode() == "ses"         # and the default needs none
+    monkeypatch.setenv("AIRFLOW_VAR_TM_UNSUBSCRIBE_SECRET", "k")
+    assert settings.unsubscribe_secret() == "k"
+    monkeypatch.setenv("AIRFLOW_VAR_TM_UNSUBSCRIBE_MODE", "bogus")
+    with pytest.raises(ValueError, match="tm_unsubscribe_mode"):
+        settings.unsubscribe_mode()
+
+
+def test_a_signed_link_verifies_only_for_its_customer_campaign_and_secret():
+    from urllib.parse import parse_qs, urlsplit
+
+    from relance.messaging.unsubscribe import verify
+
+    query = parse_qs(urlsplit(unsubscribe_url("https://shop.example/u", "c1", "winback", "secret")).query)
+    c, k, t = query["c"][0], query["k"][0], query["t"][0]
+    assert verify(c, k, t, "secret")
+    assert not verify("c2", k, t, "secret") and not verify(c, "cart_abandonment", t, "secret")
+    assert not verify(c, k, t, "other") and not verify(c, k, t[:-1] + "0", "secret") and not verify(c, k, "", "secret")
+
+
+def test_list_management_options_go_on_the_send_email_request():
+    from email.message import EmailMessage
+
+    from relance.messaging.ses import Pacer, SesSender
+
+    class Client:
+        requests: list = []
+
+        def send_email(self, **request):
+            self.requests.append(request)
+            return {"MessageId": f"m-{len(self.requests)}"}
+
+    message = build_message(sender="boutique@shop.example", to="z@example.com", subject="s", text="t",
+                            html="<p>h</p>", send_key="k-1")
+    assert isinstance(message, EmailMessage)
+    client = Client()
+    sender = SesSender(client, Pacer(0))
+    sender.send(message, "k-1", "winback", list_management={"ContactListName": "relance", "TopicName": "marketing"})
+    sender.send(message, "k-2", "order_confirmation")
+    assert client.requests[0]["ListManagementOptions"] == {"ContactListName": "relance", "TopicName": "marketing"}
+    assert "Raw" in client.requests[0]["Content"] and "ListManagementOptions" not in client.requests[1]
+
+
 def test_subject_with_a_line_break_is_refused():
     with pytest.raises(HeaderError, match="Subject"):
         build_message(sender="boutique@shop.example", to="z@example.com", subject="hi\r\nBcc: x@y.z",

@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from conftest import backend_params
 from helpers import at, customer, dump_tables, order, product, track, write_catalog, write_events
 from relance import warehouse
 from relance.ingest import ingest_window
@@ -40,9 +41,9 @@ def truth(shop):
         return {row["id"]: row for row in csv.DictReader(fh)}
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="module", params=backend_params())
 def shop_wh(request, shop, tmp_path_factory):
-    """The shop ingested once per backend; the models are trained by the tests that need them."""
+    """The shop ingested once per selected backend; the models are trained by the tests that need them."""
     drop = None
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('ml-wh') / 'warehouse.db'}"

@@ -104,8 +104,11 @@ def test_imported_order_history_never_triggers_receipts(wh, tmp_path, campaigns)
 
 
 def test_receipt_is_planned_for_a_late_delivered_order_within_max_lateness(wh, tmp_path, campaigns):
-    write_events(tmp_path, "2026-11-20 15", [customer("lea"),
-                                             order("lea", "o-late", "2026-11-20 09:40", ("p1", 1, 10.0))])
+    """A receipt's lateness is hours, not a day (max_lateness 4h): an order delivered two hours
+    late still gets its receipt, one delivered six hours late does not."""
+    write_events(tmp_path, "2026-11-20 15", [customer("lea"), customer("ola"),
+                                             order("lea", "o-late", "2026-11-20 13:10", ("p1", 1, 10.0)),
+                                             order("ola", "o-too-late", "2026-11-20 09:40", ("p1", 1, 10.0))])
     ingest_range(wh, tmp_path, "2026-11-20 15", 1)
     plan_campaign(wh, campaigns["order_confirmation"], at("2026-11-20 16:00"))
     assert wh.query("SELECT trigger_id, status FROM message_log") == [{"trigger_id": "o-late", "status": "planned"}]

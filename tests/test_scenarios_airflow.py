@@ -1,5 +1,13 @@
 """Scenarios through Airflow itself: each DAG run with ``dag.test`` for the hours the scenario
-needs, on SQLite and PostgreSQL, small hand-made customers, the SES emulator."""
+needs, small hand-made customers, the SES emulator.
+
+These prove the wiring — each run's as-of, the real or simulated wall clock, the trigger form's
+params, the connections — not the SQL, which the function-level tests (test_planner,
+test_dispatch, test_rules, test_campaigns_*) prove on both backends. So each scenario runs on
+one backend (``@pytest.mark.backend``): PostgreSQL, the production backend, for the ones whose
+decisions hang on timestamps and exits (the 2 h reminder, quiet hours) and for the dry run's
+rolled-back transaction; SQLite for the others, so that both connection paths run in Airflow.
+"""
 
 from __future__ import annotations
 
@@ -46,6 +54,7 @@ def hours(first: str, count: int) -> list[str]:
     return [(start + timedelta(hours=n)).strftime("%Y-%m-%d %H:%M") for n in range(count)]
 
 
+@pytest.mark.backend("postgresql")
 def test_a_cart_bought_three_hours_later_gets_the_2h_reminder_only(airflow_env):
     write_catalog(airflow_env.landing, "2026-11-19", [product("p1", title="Croquettes 4 kg")])
     write_events(airflow_env.landing, "2026-11-20 10", [
@@ -59,6 +68,7 @@ def test_a_cart_bought_three_hours_later_gets_the_2h_reminder_only(airflow_env):
     assert len(airflow_env.ses.sent_messages()) == 2
 
 
+@pytest.mark.backend("sqlite")
 def test_an_opted_out_customer_gets_the_receipt_but_no_marketing(airflow_env):
     write_catalog(airflow_env.landing, "2026-11-19", [product("p1"), product("p2")])
     write_events(airflow_env.landing, "2026-11-20 10", [
@@ -72,16 +82,25 @@ def test_an_opted_out_customer_gets_the_receipt_but_no_marketing(airflow_env):
     assert len(airflow_env.ses.sent_messages()) == 1
 
 
+@pytest.mark.backend("postgresql")
 def test_a_reminder_due_at_night_is_sent_at_0800_local(airflow_env):
     write_catalog(airflow_env.landing, "2026-11-20", [product("p1")])
     write_events(airflow_env.landing, "2026-11-21 02", [
         customer("mtl", timezone="America/Montreal"),
         track("mtl", "Product Added", "2026-11-21 02:30", product_id="p1")])  # 21:30 local
-    airflow_env.run(hours("2026-11-21 03:00", 11), dag_ids=(INGEST, CART, DISPATCH))
+    airflow_env.run(["2026-11-21 03:00"], dag_ids=(INGEST, CART, DISPATCH))
+    airflow_env.run(["2026-11-21 05:00"], dag_ids=(CART, DISPATCH))      # due 04:30 UTC, 23:30 local
+    airflow_env.run(["2026-11-21 12:00"], dag_ids=(DISPATCH,))           # 07:00 local: still waiting
+    row = airflow_env.wh().query("SELECT status, send_after FROM message_log")[0]
+    assert row["status"] == "deferred_quiet_hours" and str(row["send_after"]).startswith("2026-11-21 13:00")
+    assert airflow_env.ses.sent_messages() == []
+    airflow_env.run(["2026-11-21 13:00"], dag_ids=(DISPATCH,))
     row = airflow_env.wh().query("SELECT status, send_after, sent_at FROM message_log")[0]
     assert row["status"] == "sent" and str(row["sent_at"]).startswith("2026-11-21 13:00")  # 08:00 local
+    assert len(airflow_env.ses.sent_messages()) == 1
 
 
+@pytest.mark.backend("sqlite")
 def test_a_backfill_of_last_week_recomputes_plans_and_mails_nobody(airflow_env):
     week_ago = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=7)
     first = week_ago.strftime("%Y-%m-%d %H:%M")
@@ -95,6 +114,7 @@ def test_a_backfill_of_last_week_recomputes_plans_and_mails_nobody(airflow_env):
     assert airflow_env.ses.sent_messages() == []
 
 
+@pytest.mark.backend("postgresql")
 def test_dry_run_from_the_trigger_form_changes_nothing(airflow_env):
     write_catalog(airflow_env.landing, "2026-11-19", [product("p1")])
     write_events(airflow_env.landing, "2026-11-20 10", [

@@ -1,4 +1,4 @@
-"""The ``relance`` command line: ``db upgrade``, ``shopsim``, ``report``, ``demo``."""
+"""The ``relance`` command line: ``db upgrade``, ``shopsim``, ``report``, ``demo``, ``ses setup``."""
 
 from __future__ import annotations
 
@@ -19,7 +19,10 @@ def _db_upgrade(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from relance import reporting, warehouse
 
-    print(reporting.format_campaign_summary(reporting.campaign_summary(warehouse.connect(args.url))))
+    wh = warehouse.connect(args.url)
+    print(reporting.format_campaign_summary(reporting.campaign_summary(wh)))
+    print()
+    print(reporting.format_headline(reporting.headline(wh)))
     return 0
 
 
@@ -38,6 +41,19 @@ def _emulator(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ses_setup(args: argparse.Namespace) -> int:
+    """The deploy step of SES subscription management: the contact list and its marketing topic."""
+    from relance import aws, settings
+    from relance.messaging.ses import setup_subscription_management
+
+    contact_list = args.contact_list or settings.ses_contact_list()
+    topic = args.topic or settings.ses_unsubscribe_topic()
+    done = setup_subscription_management(aws.client("sesv2"), contact_list, topic)
+    print(f"SES subscription management: contact list {contact_list}, topic {topic}: "
+          + (f"created {', '.join(done)}" if done else "already set up"))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="relance", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -51,13 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     sim = sub.add_parser("shopsim", help="generate a synthetic shop's landing zone", add_help=False)
     sim.set_defaults(func=None)
 
-    rep = sub.add_parser("report", help="per-campaign summary of the outbox")
+    rep = sub.add_parser("report", help="per-campaign summary of the outbox and the report's headline figures")
     rep.add_argument("--url", help="SQLAlchemy URI (default: the 'warehouse' connection)")
     rep.set_defaults(func=_report)
 
     demo = sub.add_parser("demo", help="synthetic shop → Airflow runs over the simulated days → summary")
     demo.add_argument("--customers", type=int, default=2000)
-    demo.add_argument("--days", type=int, default=2)
+    demo.add_argument("--days", type=int, default=3, help="simulated days (3: long enough for the cart series' 48 h reminder)")
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--start", default="2026-11-16", help="first simulated day (YYYY-MM-DD)")
     demo.set_defaults(func=_demo)
@@ -65,6 +81,14 @@ def main(argv: list[str] | None = None) -> int:
     emu = sub.add_parser("emulator", help="start the local SES/S3/SQS emulator (moto server) if not running")
     emu.add_argument("--port", type=int, default=5055)
     emu.set_defaults(func=_emulator)
+
+    ses = sub.add_parser("ses", help="Amazon SES set-up")
+    ses_sub = ses.add_subparsers(dest="ses_command", required=True)
+    setup = ses_sub.add_parser("setup", help="create the contact list and topic of SES subscription management "
+                                             "(one-click unsubscribe hosted by SES; idempotent)")
+    setup.add_argument("--contact-list", help="default: Variable tm_ses_contact_list, else 'relance'")
+    setup.add_argument("--topic", help="default: Variable tm_ses_topic, else 'marketing'")
+    setup.set_defaults(func=_ses_setup)
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["shopsim"]:

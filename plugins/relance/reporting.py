@@ -2,35 +2,163 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from relance.warehouse import Warehouse
 
+#: statuses of a message that may still be sent
+WAITING = ("planned", "queued", "sending", "deferred_quiet_hours")
+
+
+def _entry(name: str) -> dict[str, Any]:
+    return {"name": name, "planned": 0, "sent": 0, "waiting": 0, "skipped": {}}
+
+
+def _count(entry: dict[str, Any], status: str, messages: int) -> None:
+    entry["planned"] += messages
+    if status == "sent":
+        entry["sent"] += messages
+    elif status in WAITING:
+        entry["waiting"] += messages
+    else:
+        entry["skipped"][status] = entry["skipped"].get(status, 0) + messages
+
 
 def campaign_summary(wh: Warehouse) -> list[dict[str, Any]]:
-    """Per campaign: rows planned, sent, still waiting, and skips by status."""
-    rows = wh.query("reporting/campaign_status_counts")
+    """Per campaign (and per step, for campaigns of several steps): messages planned, sent,
+    still waiting, and skipped by status."""
     out: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        entry = out.setdefault(row["campaign_id"], {"campaign_id": row["campaign_id"], "planned": 0, "sent": 0,
-                                                    "waiting": 0, "skipped": {}})
-        entry["planned"] += row["messages"]
-        if row["status"] == "sent":
-            entry["sent"] += row["messages"]
-        elif row["status"] in ("planned", "queued", "sending", "deferred_quiet_hours"):
-            entry["waiting"] += row["messages"]
-        else:
-            entry["skipped"][row["status"]] = entry["skipped"].get(row["status"], 0) + row["messages"]
+    for row in wh.query("reporting/campaign_status_counts"):
+        campaign = out.setdefault(row["campaign_id"], {**_entry(row["campaign_id"]), "campaign_id": row["campaign_id"],
+                                                       "steps": {}})
+        step = campaign["steps"].setdefault(row["step"], _entry(f"{row['step']}. {row['step_name']}"))
+        _count(campaign, row["status"], row["messages"])
+        _count(step, row["status"], row["messages"])
     return list(out.values())
 
 
 def format_campaign_summary(summary: list[dict[str, Any]]) -> str:
-    header = f"{'campaign':<26} {'planned':>8} {'sent':>7} {'waiting':>8}  skipped by reason"
+    header = f"{'campaign / step':<32} {'planned':>8} {'sent':>7} {'waiting':>8}  skipped by reason"
     lines = [header, "-" * len(header)]
-    for entry in summary:
+
+    def line(entry: dict[str, Any], label: str) -> str:
         skipped = ", ".join(f"{k} {v}" for k, v in sorted(entry["skipped"].items())) or "-"
-        lines.append(f"{entry['campaign_id']:<26} {entry['planned']:>8} {entry['sent']:>7} "
-                     f"{entry['waiting']:>8}  {skipped}")
+        return f"{label:<32} {entry['planned']:>8} {entry['sent']:>7} {entry['waiting']:>8}  {skipped}"
+
+    for entry in summary:
+        lines.append(line(entry, entry["campaign_id"]))
+        if len(entry["steps"]) > 1:
+            lines += [line(step, f"  {step['name']}") for _, step in sorted(entry["steps"].items())]
     if not summary:
         lines.append("(no messages planned yet)")
+    return "\n".join(lines)
+
+
+# --- the report's headline figures (campaign_report's views) ---------------------------------
+
+#: the funnel's stages, in order, as the campaign_daily view names them
+FUNNEL = ("sent", "delivered", "opened", "clicked", "converted")
+#: a variant "wins" only when its conversion differs from the control's at this p-value
+WINNER_P_VALUE = 0.05
+
+
+def _number(value: Any) -> float:
+    return float(value) if value is not None else 0.0
+
+
+def _rows(wh: Warehouse, name: str) -> list[dict[str, Any]]:
+    out = []
+    for row in wh.query(name):
+        out.append({k: float(v) if isinstance(v, Decimal) else v for k, v in row.items()})
+    return out
+
+
+def ab_verdicts(ab_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (campaign, step) with several variants: the variant with the best conversion rate,
+    and whether it beats the control (p-value below :data:`WINNER_P_VALUE`)."""
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for row in ab_rows:
+        groups.setdefault((row["campaign_id"], int(row["step"])), []).append(row)
+    verdicts = []
+    for (campaign_id, step), rows in sorted(groups.items()):
+        if len(rows) < 2:
+            continue
+        control = next((r for r in rows if r["is_control"]), rows[0])
+        best = max(rows, key=lambda r: (_number(r["conversion_rate"]), r is control))
+        p_value = best["conversion_p_value"] if best is not control else None
+        significant = p_value is not None and p_value < WINNER_P_VALUE
+        verdicts.append({"campaign_id": campaign_id, "step": step, "step_name": rows[0]["step_name"],
+                         "control": control["variant"], "leader": best["variant"],
+                         "winner": best["variant"] if significant else None, "p_value": p_value,
+                         "variants": rows})
+    return verdicts
+
+
+def headline(wh: Warehouse) -> dict[str, Any]:
+    """The report's headline figures: the funnel per campaign (campaign_daily), the A/B
+    verdicts (ab_results) and the holdout lift (holdout_lift), as of the newest report day."""
+    funnel = _rows(wh, "reporting/campaign_funnel")
+    for row in funnel:
+        for key, value in row.items():
+            if key != "campaign_id":
+                row[key] = _number(value) if key == "revenue" else int(value or 0)
+    ab = _rows(wh, "reporting/ab_results")
+    lift = _rows(wh, "reporting/holdout_lift")
+    report_dates = {str(r["report_date"]) for r in ab + lift}
+    return {"funnel": funnel, "ab": ab, "verdicts": ab_verdicts(ab), "lift": lift,
+            "report_date": max(report_dates) if report_dates else None}
+
+
+def _pct(value: Any, digits: int = 1) -> str:
+    return "-" if value is None else f"{100 * float(value):.{digits}f} %"
+
+
+def _interval(row: dict[str, Any], key: str, digits: int = 1) -> str:
+    low, high = row.get(f"{key}_low"), row.get(f"{key}_high")
+    if low is None or high is None:
+        return _pct(row.get(key), digits)
+    return f"{_pct(row.get(key), digits)} [{_pct(low, digits)}, {_pct(high, digits)}]"
+
+
+def _signed_pp(value: Any) -> str:
+    return "-" if value is None else f"{100 * float(value):+.1f} pp"
+
+
+def format_headline(figures: dict[str, Any]) -> str:
+    """The headline figures as text (the end of ``make demo`` and ``relance report``)."""
+    header = (f"{'campaign':<24} {'sent':>6} {'delivered':>9} {'opened':>7} {'clicked':>7} "
+              f"{'converted':>9} {'revenue':>10}")
+    as_of = figures["report_date"] or "no campaign_report run yet"
+    lines = [f"Campaign results (campaign_report as of {as_of})", header, "-" * len(header)]
+    for row in figures["funnel"]:
+        lines.append(f"{row['campaign_id']:<24} {row['sent']:>6} {row['delivered']:>9} {row['opened']:>7} "
+                     f"{row['clicked']:>7} {row['converted']:>9} {row['revenue']:>10.2f}")
+    if not figures["funnel"]:
+        lines.append("(no messages yet)")
+    lines += ["", "A/B tests (conversion rate, 95 % interval; p-value against the control)"]
+    for verdict in figures["verdicts"]:
+        if verdict["winner"]:
+            outcome = f"winner {verdict['winner']} (p = {verdict['p_value']:.3f})"
+        else:
+            p = "" if verdict["p_value"] is None else f", p = {verdict['p_value']:.2f}"
+            outcome = f"no significant winner (leading: {verdict['leader']}{p})"
+        lines.append(f"  {verdict['campaign_id']} step {verdict['step']} ({verdict['step_name']}): {outcome}")
+        for row in verdict["variants"]:
+            control = " (control)" if row["is_control"] else ""
+            lines.append(f"    {row['variant']}{control}: {row['recipients']} recipients, "
+                         f"conversion {_interval(row, 'conversion_rate', 2)}")
+    if not figures["verdicts"]:
+        lines.append("  (no campaign with several variants has results yet)")
+    lines += ["", "Holdout lift (conversion within the window, treated vs held out; 95 % interval)"]
+    for row in figures["lift"]:
+        low, high = row.get("conversion_lift_low"), row.get("conversion_lift_high")
+        interval = "" if low is None or high is None else f" [{_signed_pp(low)}, {_signed_pp(high)}]"
+        relative = row.get("conversion_lift_relative")
+        rel = "" if relative is None else f", relative {100 * float(relative):+.0f} %"
+        lines.append(f"  {row['campaign_id']}: treated {_pct(row['treated_conversion_rate'])} of "
+                     f"{row['treated_customers']}, holdout {_pct(row['holdout_conversion_rate'])} of "
+                     f"{row['holdout_customers']}: lift {_signed_pp(row['conversion_lift'])}{interval}{rel}")
+    if not figures["lift"]:
+        lines.append("  (no campaign with a holdout has results yet)")
     return "\n".join(lines)

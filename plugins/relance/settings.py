@@ -130,8 +130,11 @@ def unsubscribe_base_url() -> str:
     return variable("tm_unsubscribe_url") or "https://shop.example/unsubscribe"
 
 
-def unsubscribe_secret() -> str:
-    return variable("tm_unsubscribe_secret") or "change-me-in-production"
+def unsubscribe_secret() -> str | None:
+    """The HMAC key of signed unsubscribe links: Variable ``tm_unsubscribe_secret``. No default
+    (a public fallback would let anyone forge unsubscribe links): None when unset, and the
+    dispatcher then fails the marketing sends that need a signed link, naming the Variable."""
+    return variable("tm_unsubscribe_secret") or None
 
 
 def wall_clock():
@@ -155,8 +158,16 @@ SHOP_URL = "https://shop.example"
 #: Quiet hours in the customer's time zone (SPEC §7.6): [21:00, 08:00) → deferred to 08:00.
 QUIET_HOURS_START = 21
 QUIET_HOURS_END = 8
-#: Time zone assumed for a customer whose identify carried none.
+#: Time zone assumed for a customer whose identify carried none (Variable ``tm_default_timezone``).
 DEFAULT_TIMEZONE = "Europe/Paris"
+
+
+def default_timezone() -> str:
+    """The shop's time zone, for customers whose identify carried none: Variable
+    ``tm_default_timezone`` (an IANA name), else Europe/Paris. The planner (local days), the
+    caps (local calendar day) and quiet hours all use it through
+    :func:`relance.timeutil.customer_zone`."""
+    return variable("tm_default_timezone") or DEFAULT_TIMEZONE
 
 
 def frequency_caps() -> tuple[int, int]:
@@ -171,3 +182,75 @@ def model_store() -> str:
     """Where models and their cards go: variable ``tm_model_store`` (a path or ``s3://bucket/prefix``),
     else ``<repo>/models``."""
     return variable("tm_model_store") or str(MODELS_DIR)
+
+
+def soft_bounce_rule() -> tuple[int, int]:
+    """Repeated soft bounces (issue 8): an address whose transient bounces since its last
+    delivery reach this many messages, spread over at least this many days, is suppressed like
+    a hard bounce. Variables ``tm_soft_bounce_limit`` and ``tm_soft_bounce_days``; defaults 3, 7."""
+    return int(variable("tm_soft_bounce_limit") or 3), int(variable("tm_soft_bounce_days") or 7)
+
+
+def attribution_windows() -> tuple[int, int]:
+    """Last-touch attribution windows in days (SPEC §4): (after a click, after an open).
+    Variables ``tm_attribution_click_days`` and ``tm_attribution_open_days``; defaults 5, 1."""
+    return (int(variable("tm_attribution_click_days") or 5), int(variable("tm_attribution_open_days") or 1))
+
+
+#: Hours back every ingest run also looks for landing files not loaded yet (SPEC §5).
+DEFAULT_INGEST_TRAILING_HOURS = 48
+
+
+def ingest_trailing_hours() -> int:
+    """How far back (hours before the run's interval) ``ingest_behaviour`` looks for event files
+    that landed late or were missed while the scheduler was down: Variable
+    ``tm_ingest_trailing_hours``, default 48. Each such file is loaded exactly once."""
+    raw = variable("tm_ingest_trailing_hours")
+    return int(raw) if raw else DEFAULT_INGEST_TRAILING_HOURS
+
+
+#: Deliverability guard thresholds (SPEC §4, §7.5), under SES's review levels of 5 % and 0.1 %.
+DEFAULT_MAX_BOUNCE_RATE = 0.04
+DEFAULT_MAX_COMPLAINT_RATE = 0.0008
+
+
+def max_bounce_rate() -> float:
+    """Deliverability guard: marketing is held while the permanent-bounce rate of recent sends is
+    above this (Variable ``tm_max_bounce_rate``, default 0.04). Window and minimum volume:
+    :mod:`relance.dispatch.policy`."""
+    raw = variable("tm_max_bounce_rate")
+    return float(raw) if raw else DEFAULT_MAX_BOUNCE_RATE
+
+
+def max_complaint_rate() -> float:
+    """Deliverability guard: marketing is held while the complaint rate of recent sends is above
+    this (Variable ``tm_max_complaint_rate``, default 0.0008)."""
+    raw = variable("tm_max_complaint_rate")
+    return float(raw) if raw else DEFAULT_MAX_COMPLAINT_RATE
+
+
+#: How marketing mail carries its one-click unsubscribe (Variable ``tm_unsubscribe_mode``).
+UNSUBSCRIBE_MODES = ("ses", "signed_link")
+
+
+def unsubscribe_mode() -> str:
+    """``ses`` (default): SES subscription management — ``ListManagementOptions`` on each
+    marketing send, SES hosts the unsubscribe page and publishes ``Subscription`` events; no
+    secret needed. ``signed_link``: the shop's own endpoint (``tm_unsubscribe_url``) verifies an
+    HMAC signed with ``tm_unsubscribe_secret`` (:mod:`relance.messaging.unsubscribe`)."""
+    mode = (variable("tm_unsubscribe_mode") or "ses").strip().lower()
+    if mode not in UNSUBSCRIBE_MODES:
+        raise ValueError(f"Variable tm_unsubscribe_mode: {mode!r} is not one of {UNSUBSCRIBE_MODES}")
+    return mode
+
+
+def ses_contact_list() -> str:
+    """SES contact list of subscription management (one per AWS account): Variable
+    ``tm_ses_contact_list``, default ``relance``; created by ``relance ses setup``."""
+    return variable("tm_ses_contact_list") or "relance"
+
+
+def ses_unsubscribe_topic() -> str:
+    """The topic of that list marketing mail belongs to: Variable ``tm_ses_topic``, default
+    ``marketing`` (a contact who unsubscribes from it or from the whole list gets no more marketing)."""
+    return variable("tm_ses_topic") or "marketing"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 def utc(value: Any) -> datetime:
@@ -21,6 +22,20 @@ def utc(value: Any) -> datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return datetime.fromtimestamp(value.timestamp(), tz=UTC)
+
+
+def customer_zone(timezone: str | None) -> ZoneInfo:
+    """The customer's time zone; the shop's default (:func:`relance.settings.default_timezone`)
+    when it is unknown or not a valid IANA name. The one fallback every local-time rule uses."""
+    from relance import settings
+
+    for name in (timezone, settings.default_timezone(), settings.DEFAULT_TIMEZONE):
+        if name:
+            try:
+                return ZoneInfo(name)
+            except (ZoneInfoNotFoundError, ValueError):
+                continue
+    return ZoneInfo("UTC")
 
 
 def run_window(context: dict[str, Any]) -> tuple[datetime, datetime]:

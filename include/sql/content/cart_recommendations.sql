@@ -1,5 +1,6 @@
 -- Content "cart_recommendations": like "recommendations" (personal recommendations, else the
--- popularity fallback), without the products already in the cart that triggered the message.
+-- popularity fallback; never a product already bought unless consumable), without the
+-- products already in the cart that triggered the message.
 -- Parameters: :customer_id, :as_of, :cart_started_at. One row per product, best first.
 WITH latest AS (
     SELECT customer_id, MAX(as_of) AS as_of
@@ -22,5 +23,8 @@ WHERE p.availability = 'in_stock'
         SELECT 1 FROM events e
         WHERE e.customer_id = :customer_id AND e.event = 'Product Added'
           AND e.product_id = r.product_id AND e.occurred_at >= :cart_started_at)
+  AND (p.product_id IN (SELECT product_id FROM product_repurchase_intervals)
+       OR NOT EXISTS (SELECT 1 FROM orders o JOIN order_items oi ON oi.order_id = o.order_id
+                      WHERE o.customer_id = :customer_id AND oi.product_id = p.product_id))
 ORDER BY r.rank, p.product_id
 LIMIT 4

@@ -1,6 +1,8 @@
 -- Content "recommendations": up to 4 in-stock products for the customer, from the latest
 -- recommendations computed on or before :as_of by train_recommendations. A customer without
 -- personal recommendations gets the popularity fallback, stored under customer_id '*'.
+-- Never a product the customer already bought, unless it is a consumable (a product with a
+-- learned repurchase interval): a purchase after the day's training counts too.
 -- Parameters: :customer_id, :as_of. One row per product, best first.
 WITH latest AS (
     SELECT customer_id, MAX(as_of) AS as_of
@@ -19,5 +21,8 @@ FROM recommendations r
 JOIN chosen c ON c.customer_id = r.customer_id AND c.as_of = r.as_of
 JOIN products p ON p.product_id = r.product_id
 WHERE p.availability = 'in_stock'
+  AND (p.product_id IN (SELECT product_id FROM product_repurchase_intervals)
+       OR NOT EXISTS (SELECT 1 FROM orders o JOIN order_items oi ON oi.order_id = o.order_id
+                      WHERE o.customer_id = :customer_id AND oi.product_id = p.product_id))
 ORDER BY r.rank, p.product_id
 LIMIT 4

@@ -2,7 +2,7 @@
 -- then expected value (the customer's latest purchase propensity, when build_segments has
 -- run), then age. Only the campaigns this dispatcher knows (:campaign_ids).
 -- Parameters: :as_of, :as_of_date, :campaign_ids (list). One row per message.
-SELECT m.send_key, m.campaign_id, m.customer_id, m.category, m.priority, m.due_at, m.send_after,
+SELECT m.send_key, m.campaign_id, m.step_name, m.trigger_id, m.customer_id, m.category, m.priority, m.due_at, m.send_after,
        c.timezone,
        (SELECT cs.purchase_propensity FROM customer_segments cs
         WHERE cs.customer_id = m.customer_id AND cs.as_of <= :as_of_date

@@ -1,4 +1,6 @@
--- Consent (SPEC §7.5): no marketing email without email_opt_in = true (unknown = no).
+-- Consent (SPEC §7.5): no marketing email without email_opt_in = true (unknown = no), except
+-- a message the shopper explicitly requested (consent_basis = 'request', e.g. a back-in-stock
+-- "notify me" left by a guest) to someone who never opted out.
 -- Parameters: :as_of, :campaign_ids (the campaigns this dispatcher run decides).
 UPDATE message_log
 SET status = 'no_consent', reason = 'no email marketing consent (email_opt_in not true)', decided_at = :as_of
@@ -8,4 +10,7 @@ WHERE status IN ('planned', 'deferred_quiet_hours')
   AND campaign_id IN :campaign_ids
   AND NOT EXISTS (
         SELECT 1 FROM customers c
-        WHERE c.customer_id = message_log.customer_id AND c.email_opt_in = TRUE)
+        WHERE c.customer_id = message_log.customer_id
+          AND (c.email_opt_in = TRUE
+               -- a message the shopper asked for (a guest's "notify me"), unless they opted out
+               OR (message_log.consent_basis = 'request' AND c.email_opt_in IS NULL)))

@@ -1,6 +1,7 @@
--- Unsubscribes (SPEC §7.5): marketing to a customer whose latest email consent change is an
--- explicit opt-out (Email Unsubscribed event, SES subscription event, identify with
--- email_opt_in false after having opted in) is 'unsubscribed'. Parameters: :as_of, :campaign_ids.
+-- Unsubscribes (SPEC §7.5): marketing to a customer who is opted out now and once said so
+-- explicitly — any opt-out but an ordinary identify's trait: the Email Unsubscribed event, an
+-- SES subscription event or complaint, a dated consent update (a preference centre) — is
+-- 'unsubscribed' (rather than 'no_consent'). Parameters: :as_of, :campaign_ids.
 UPDATE message_log
 SET status = 'unsubscribed', reason = 'customer unsubscribed from marketing email', decided_at = :as_of
 WHERE status IN ('planned', 'deferred_quiet_hours')
@@ -13,4 +14,4 @@ WHERE status IN ('planned', 'deferred_quiet_hours')
   AND EXISTS (
         SELECT 1 FROM consent_changes cc
         WHERE cc.customer_id = message_log.customer_id AND cc.channel = 'email' AND cc.opt_in = FALSE
-          AND cc.source IN ('unsubscribe_event', 'ses_subscription'))
+          AND cc.source <> 'identify')

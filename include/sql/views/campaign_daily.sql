@@ -1,6 +1,24 @@
 -- View campaign_daily: one row per (day, campaign_id), day = date of due_at (UTC).
--- planned = every outbox row but dry runs; one column per decision; delivered/opened/clicked come from SES
--- events (message_events), conversions/revenue from the attribution table (conversions).
+-- planned = every outbox row but dry runs; one column per decision; delivered / opened /
+-- clicked / bounced / complained = messages with at least one such SES event (message_events,
+-- loaded by ingest_ses_events; a click counts as an open); converted = messages credited with
+-- an order, conversions = orders credited, revenue = their revenue (conversions, written by
+-- campaign_report's last-touch attribution).
+WITH events AS (
+    SELECT send_key,
+           MAX(CASE WHEN event_type = 'Delivery' THEN 1 ELSE 0 END) AS delivered,
+           MAX(CASE WHEN event_type IN ('Open', 'Click') THEN 1 ELSE 0 END) AS opened,
+           MAX(CASE WHEN event_type = 'Click' THEN 1 ELSE 0 END) AS clicked,
+           MAX(CASE WHEN event_type = 'Bounce' THEN 1 ELSE 0 END) AS bounced,
+           MAX(CASE WHEN event_type = 'Complaint' THEN 1 ELSE 0 END) AS complained
+    FROM message_events
+    WHERE send_key IS NOT NULL
+    GROUP BY send_key
+), credited AS (
+    SELECT send_key, COUNT(*) AS orders, SUM(COALESCE(revenue, 0)) AS revenue
+    FROM conversions
+    GROUP BY send_key
+)
 SELECT
     date(m.due_at) AS day,
     m.campaign_id,
@@ -19,13 +37,15 @@ SELECT
     SUM(CASE WHEN m.status = 'no_content' THEN 1 ELSE 0 END) AS no_content,
     SUM(CASE WHEN m.status = 'failed' THEN 1 ELSE 0 END) AS failed,
     SUM(CASE WHEN m.status = 'unknown' THEN 1 ELSE 0 END) AS unknown,
-    SUM(CASE WHEN EXISTS (SELECT 1 FROM message_events e
-                          WHERE e.send_key = m.send_key AND e.event_type = 'Delivery') THEN 1 ELSE 0 END) AS delivered,
-    SUM(CASE WHEN EXISTS (SELECT 1 FROM message_events e
-                          WHERE e.send_key = m.send_key AND e.event_type = 'Open') THEN 1 ELSE 0 END) AS opened,
-    SUM(CASE WHEN EXISTS (SELECT 1 FROM message_events e
-                          WHERE e.send_key = m.send_key AND e.event_type = 'Click') THEN 1 ELSE 0 END) AS clicked,
-    SUM((SELECT COUNT(*) FROM conversions c WHERE c.send_key = m.send_key)) AS conversions,
-    SUM(COALESCE((SELECT SUM(c.revenue) FROM conversions c WHERE c.send_key = m.send_key), 0)) AS revenue
+    SUM(COALESCE(e.delivered, 0)) AS delivered,
+    SUM(COALESCE(e.opened, 0)) AS opened,
+    SUM(COALESCE(e.clicked, 0)) AS clicked,
+    SUM(COALESCE(e.bounced, 0)) AS bounced,
+    SUM(COALESCE(e.complained, 0)) AS complained,
+    SUM(CASE WHEN c.orders > 0 THEN 1 ELSE 0 END) AS converted,
+    SUM(COALESCE(c.orders, 0)) AS conversions,
+    SUM(COALESCE(c.revenue, 0)) AS revenue
 FROM message_log m
+LEFT JOIN events e ON e.send_key = m.send_key
+LEFT JOIN credited c ON c.send_key = m.send_key
 GROUP BY date(m.due_at), m.campaign_id

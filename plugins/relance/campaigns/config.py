@@ -75,13 +75,21 @@ class Campaign(BaseModel):
     description: str
     enabled: bool = True
     category: Literal["transactional", "marketing"]
-    channel: Literal["email", "sms"] = "email"
+    channel: str = "email"
     priority: int = Field(ge=0, le=1000)
     schedule: str = "@hourly"
     trigger: str | None = None
+    #: a named Python step applied to the trigger rows (relance.campaigns.transforms)
+    trigger_transform: str | None = None
     lookback: str = "7d"
     max_lateness: str = "24h"
     cap_exempt: bool | None = None
+    #: true for campaigns triggered by something the shopper did (an order, a cart, a
+    #: sign-up): a trigger from before Relance went live — the onboarding import — plans
+    #: nothing (the shop's old system handled it). False for conditions on history (90 days
+    #: without an order, a consumable running out, a birthday): those count, but no step due
+    #: before go-live is ever planned either way.
+    skip_history: bool = False
     #: defer sends due between 21:00 and 08:00 local to 08:00 (default: marketing only)
     quiet_hours: bool | None = None
     holdout_pct: float = Field(default=0, ge=0, lt=100)
@@ -90,6 +98,16 @@ class Campaign(BaseModel):
     steps: list[Step] = Field(min_length=1)
 
     _check_durations = field_validator("lookback", "max_lateness", mode="before")(_duration)
+
+    @field_validator("channel")
+    @classmethod
+    def _channel_available(cls, value: str) -> str:
+        if value == "sms":
+            raise ValueError("the sms channel does not exist yet: an sms campaign would be sent as email "
+                             "under email consent; use channel: email")
+        if value != "email":
+            raise ValueError("must be 'email' (the only channel Relance sends today)")
+        return value
 
     @field_validator("id")
     @classmethod
@@ -179,6 +197,9 @@ def load_campaign(path: Path) -> Campaign:
     problems = []
     if not (settings.SQL_DIR / f"{campaign.trigger_sql}.sql").exists():
         problems.append(f"field trigger: no SQL file include/sql/{campaign.trigger_sql}.sql")
+    if campaign.trigger_transform and campaign.trigger_transform not in known_transforms():
+        problems.append(f"field trigger_transform: unknown transform {campaign.trigger_transform!r} "
+                        f"(known: {sorted(known_transforms())})")
     for i, step in enumerate(campaign.steps):
         for query in step.content:
             if not (settings.SQL_DIR / "content" / f"{query}.sql").exists():
@@ -192,6 +213,15 @@ def load_campaign(path: Path) -> Campaign:
     if problems:
         raise CampaignConfigError(f"{path}: " + "; ".join(problems))
     return campaign
+
+
+def known_transforms() -> set[str]:
+    """Names of the registered trigger transforms (importing the modules that register them)."""
+    import relance.campaigns.sessions  # noqa: F401 - registers its transforms
+    import relance.campaigns.shopper_steps  # noqa: F401 - registers its transforms
+    from relance.campaigns.transforms import TRANSFORMS
+
+    return set(TRANSFORMS)
 
 
 def load_campaigns(folder: Path | None = None) -> dict[str, Campaign]:

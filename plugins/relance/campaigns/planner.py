@@ -10,39 +10,31 @@ A planner run with as-of ``T``:
    writes one row with a deterministic ``send_key`` — insert-if-absent, so re-runs, retries,
    overlapping runs and backfills never duplicate a message;
 4. applies the steps' exit conditions to the rows still waiting.
+
+A dry run does 1 and 2, then records what step 3 would write as ``dry_run`` rows (reason
+``dry run: would be planned`` / ``already planned``) instead of ``planned`` ones.
 """
 
 from __future__ import annotations
 
 import calendar
-import hashlib
 import json
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from relance import settings
+from relance.campaigns import transforms
 from relance.campaigns.config import Campaign
-from relance.timeutil import utc
+from relance.keys import bucket, dry_run_key, send_key
+from relance.timeutil import customer_zone, utc
 from relance.warehouse import Warehouse
+
+__all__ = ["apply_exits", "assign_variant", "bucket", "calendar_params", "dry_run_key", "live_since",
+           "local_midnight", "mark_live_since", "plan_campaign", "plan_rows", "record_campaign", "send_key"]
 
 REQUIRED_COLUMNS = ("customer_id", "trigger_id", "trigger_at")
 #: columns of a trigger row that are not copied into the message context
-TRIGGER_COLUMNS = (*REQUIRED_COLUMNS, "trigger_local_date", "delay_offset_hours")
-
-
-def send_key(campaign_id: str, step: int, customer_id: str, trigger_id: str) -> str:
-    """Deterministic, unique per (campaign, step, customer, trigger instance).
-
-    Only letters, digits, ``_`` and ``-``: it travels as an SES message tag.
-    """
-    digest = hashlib.sha256(f"{customer_id}\x1f{trigger_id}".encode()).hexdigest()[:24]
-    return f"{campaign_id}-{step}-{digest}"
-
-
-def bucket(campaign_id: str, customer_id: str, salt: str) -> float:
-    """A stable number in [0, 100) from (campaign, customer): variants and holdouts."""
-    digest = hashlib.sha256(f"{salt}\x1f{campaign_id}\x1f{customer_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64 * 100
+TRIGGER_COLUMNS = (*REQUIRED_COLUMNS, "trigger_local_date", "delay_offset_hours", "consent_basis")
 
 
 def assign_variant(campaign: Campaign, customer_id: str) -> str:
@@ -64,17 +56,15 @@ def record_campaign(wh: Warehouse, campaign: Campaign, now: datetime, conn=None)
 
 
 def local_midnight(local_date: Any, timezone: str | None) -> datetime:
-    """Midnight of a calendar date in the customer's time zone, in UTC (UTC if unknown).
+    """Midnight of a calendar date in the customer's time zone, in UTC (the shop's default
+    time zone if unknown, :func:`relance.timeutil.customer_zone`).
 
     Lets a trigger SQL speak in local days (a birthday, an anniversary) without date
     arithmetic in SQL: it returns ``trigger_local_date`` (+ ``timezone``) instead of
     ``trigger_at``, and a step's delay then counts from local midnight (``9h`` = 09:00 local).
     """
     day = local_date if isinstance(local_date, date) else date.fromisoformat(str(local_date)[:10])
-    try:
-        zone = ZoneInfo(timezone) if timezone else UTC
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = UTC
+    zone = customer_zone(timezone)
     return datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)
 
 
@@ -103,10 +93,16 @@ def _json_default(value: Any) -> str:
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
-def plan_rows(campaign: Campaign, triggers: list[dict[str, Any]], as_of: datetime, run_id: str
-              ) -> list[dict[str, Any]]:
-    """Trigger instances → the outbox rows due in ``(as_of - max_lateness, as_of]`` (pure)."""
+def plan_rows(campaign: Campaign, triggers: list[dict[str, Any]], as_of: datetime, run_id: str,
+              live_since: datetime | None = None) -> list[dict[str, Any]]:
+    """Trigger instances → the outbox rows due in ``(as_of - max_lateness, as_of]`` (pure).
+
+    Nothing due before ``live_since`` (when Relance went live) is planned, and a campaign
+    with ``skip_history`` plans nothing for a trigger anchored before it.
+    """
     horizon_start = as_of - campaign.max_lateness_td
+    if live_since is not None:
+        horizon_start = max(horizon_start, live_since - timedelta(microseconds=1))
     rows = []
     for trig in triggers:
         if trig.get("trigger_at") in (None, "") and trig.get("trigger_local_date"):
@@ -115,6 +111,8 @@ def plan_rows(campaign: Campaign, triggers: list[dict[str, Any]], as_of: datetim
         if missing:
             raise ValueError(f"trigger SQL {campaign.trigger_sql}.sql returned a row without {missing}: {trig}")
         trigger_at = utc(trig["trigger_at"])
+        if campaign.skip_history and live_since is not None and trigger_at < live_since:
+            continue
         customer_id, trigger_id = str(trig["customer_id"]), str(trig["trigger_id"])
         context = {k: (utc(v).isoformat() if k.endswith("_at") else v)
                    for k, v in trig.items() if k not in TRIGGER_COLUMNS and v is not None}
@@ -134,8 +132,22 @@ def plan_rows(campaign: Campaign, triggers: list[dict[str, Any]], as_of: datetim
                 "trigger_id": trigger_id, "trigger_at": trigger_at, "due_at": due_at,
                 "context": json.dumps(context, sort_keys=True, default=_json_default),
                 "status": "planned", "planned_at": as_of, "planned_by": run_id,
+                # 'request': the shopper asked for this very message (a guest's "notify me")
+                "consent_basis": trig.get("consent_basis"),
             })
     return rows
+
+
+def live_since(wh: Warehouse, conn=None) -> datetime | None:
+    """When Relance went live: the Variable ``tm_live_since`` (ISO 8601) if set, else what the
+    first planner run recorded (:func:`mark_live_since`); ``None`` before any run."""
+    value = settings.variable("tm_live_since") or wh.scalar("outbox/live_since", conn=conn)
+    return utc(value) if value else None
+
+
+def mark_live_since(wh: Warehouse, start: datetime) -> None:
+    """Record ``start`` (a planner run's interval start) as the go-live instant if none is."""
+    wh.execute("outbox/mark_live_since", {"value": utc(start).isoformat(), "updated_at": utc(start)})
 
 
 def apply_exits(wh: Warehouse, campaign: Campaign, as_of: datetime, conn) -> int:
@@ -155,8 +167,6 @@ def _record_dry_run(wh: Warehouse, campaign: Campaign, rows: list[dict[str, Any]
                     triggers: list[dict[str, Any]], conn) -> dict[str, Any]:
     """A dry run writes what it would plan as ``dry_run`` rows under keys of its own, which no
     rule, cap or sender ever picks up (and a real run later plans the real rows)."""
-    from relance.dispatch import dry_run_key
-
     new = [r["send_key"] for r in rows]
     existing = set()
     for start in range(0, len(new), 500):
@@ -172,7 +182,11 @@ def _record_dry_run(wh: Warehouse, campaign: Campaign, rows: list[dict[str, Any]
 
 def plan_campaign(wh: Warehouse, campaign: Campaign, as_of: datetime, run_id: str = "manual",
                   dry_run: bool = False) -> dict[str, Any]:
-    """Plan one campaign as of ``as_of``. Returns counts; writes nothing when ``dry_run``."""
+    """Plan one campaign as of ``as_of``. Returns counts.
+
+    A dry run plans no real row: it records the campaign's definition (``campaigns``, as any
+    run) and what it would plan as ``dry_run`` rows under keys of their own
+    (:func:`relance.keys.dry_run_key`), which nothing ever sends; exits are not applied."""
     as_of = utc(as_of)
     params = {"as_of": as_of, "since": as_of - campaign.lookback_td, "campaign_id": campaign.id,
               **calendar_params(as_of)}
@@ -180,8 +194,8 @@ def plan_campaign(wh: Warehouse, campaign: Campaign, as_of: datetime, run_id: st
         record_campaign(wh, campaign, as_of, conn)
         if not campaign.enabled:
             return {"campaign_id": campaign.id, "enabled": False, "triggers": 0, "due": 0, "planned": 0}
-        triggers = wh.query(campaign.trigger_sql, params, conn)
-        rows = plan_rows(campaign, triggers, as_of, run_id)
+        triggers = transforms.apply(campaign.trigger_transform, wh.query(campaign.trigger_sql, params, conn), as_of)
+        rows = plan_rows(campaign, triggers, as_of, run_id, live_since(wh, conn))
         if dry_run:
             return _record_dry_run(wh, campaign, rows, run_id, triggers, conn)
         inserted = wh.insert_rows("message_log", rows, conn, on_conflict_do_nothing=["send_key"])

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from relance import settings
 from relance.campaigns.config import Campaign, Step
 from relance.timeutil import utc
-from relance.warehouse import Warehouse
+from relance.warehouse import Warehouse, load_sql
+
+_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+@cache
+def query_params(query: str) -> frozenset[str]:
+    """The ``:name`` parameters of a content query."""
+    return frozenset(_PARAM.findall(load_sql(f"content/{query}")))
 
 
 def _param(key: str, value: Any) -> Any:
@@ -35,6 +45,8 @@ def build_context(wh: Warehouse, campaign: Campaign, step: Step, row: dict[str, 
         "unsubscribe_url": None,
     }
     for query in step.content:
-        context[query] = wh.query(f"content/{query}", params)
+        # a context column a newer trigger adds is absent from rows planned before: NULL
+        bound = {name: params.get(name) for name in query_params(query)}
+        context[query] = wh.query(f"content/{query}", bound)
     missing = [name for name in step.required if not context.get(name)]
     return context, missing

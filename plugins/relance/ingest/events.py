@@ -1,19 +1,27 @@
 """Segment calls → warehouse rows (SPEC §5), with every rejected line quarantined and explained.
 
-``parse_events`` is pure (bytes in, rows out) and ``load_events_file`` writes one file in one
-transaction, so a file is either wholly loaded or not at all, and loading it again changes
-nothing: events dedupe on ``messageId``, traits keep the value of the latest call whatever
-the arrival order, orders and consent changes are insert-if-absent.
+A file is read as a stream of lines, parsed in chunks (:func:`iter_batches`, pure: lines in,
+rows out) and written by :func:`load_events_file` in one transaction, so a file is either wholly
+loaded or not at all, its memory stays bounded whatever its size, and loading it again changes
+nothing: events dedupe on ``messageId``, traits keep the value of the latest call (to the
+microsecond) whatever the arrival order, orders, links and consent changes are insert-if-absent.
+
+Whatever a line holds, it never fails the file: any per-line failure is quarantined with the
+reason; a bad trait is dropped (``dropped_fields``) and the rest of the call loads.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from relance.ingest.identity import guest_customer_id
 from relance.warehouse import Warehouse
 
 # Segment e-commerce v2 + the product's own events (SPEC §5) → properties they must carry.
@@ -33,10 +41,21 @@ TRACK_EVENTS: dict[str, tuple[str, ...]] = {
     "Signed Up": (),
     "Back In Stock Requested": ("product_id",),
     "Email Unsubscribed": (),
+    "Email Subscribed": (),          # an opt-in from a consent source (README "consent")
     "Loyalty Points Updated": ("points_balance",),
 }
+CALL_TYPES = ("identify", "track", "page", "screen", "alias", "group")
 TRAIT_FIELDS = ("email", "first_name", "last_name", "phone", "birthday", "locale", "timezone", "created_at")
 CONSENT_TRAITS = {"email_opt_in": "email", "sms_opt_in": "sms"}
+# A consent decision's own time: with it, an identify's opt-in/out is a *consent update*.
+CONSENT_TIME_TRAITS = {"email": ("email_opt_in_at", "consent_updated_at"),
+                       "sms": ("sms_opt_in_at", "consent_updated_at")}
+MAX_LINE_BYTES = 1 << 20          # a longer line is quarantined (truncated) without being parsed
+MAX_RAW_CHARS = 10_000            # quarantine keeps at most this much of a raw line
+CHUNK_LINES = 5_000               # lines parsed and written at a time (bounded memory)
+_LOCALE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
+_DATE_PREFIX = re.compile(r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})(?:$|[T ])")
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
 class Reject(ValueError):
@@ -54,11 +73,38 @@ class ParsedBatch:
     consent: list[dict[str, Any]] = field(default_factory=list)
     orders: list[dict[str, Any]] = field(default_factory=list)
     order_items: list[dict[str, Any]] = field(default_factory=list)
+    links: list[dict[str, Any]] = field(default_factory=list)
+    dropped: list[dict[str, Any]] = field(default_factory=list)
     status_orders: set[str] = field(default_factory=set)
+    anonymous_ids: set[str] = field(default_factory=set)
     quarantine: list[dict[str, Any]] = field(default_factory=list)
 
+    _LISTS = ("events", "traits", "consent", "orders", "order_items", "links", "dropped")
 
-def parse_timestamp(value: Any, field_name: str = "timestamp") -> datetime:
+    def mark(self) -> tuple[int, ...]:
+        return tuple(len(getattr(self, name)) for name in self._LISTS)
+
+    def rollback(self, mark: tuple[int, ...]) -> None:
+        """Forget the rows of a call that failed half-way (its line is quarantined instead)."""
+        for name, size in zip(self._LISTS, mark, strict=True):
+            del getattr(self, name)[size:]
+
+
+# -- value helpers ---------------------------------------------------------------------
+def clean_text(value: str) -> str:
+    """Text both engines store alike: NUL removed (PostgreSQL refuses it), unpaired surrogates
+    replaced (not UTF-8)."""
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = value.encode("utf-8", "replace").decode("utf-8")
+    return value
+
+
+def parse_moment(value: Any, field_name: str = "timestamp") -> datetime:
+    """ISO 8601 → aware UTC datetime, microseconds kept."""
     if not isinstance(value, str) or not value:
         raise Reject(field_name, f"missing or non-string {field_name}")
     try:
@@ -67,14 +113,21 @@ def parse_timestamp(value: Any, field_name: str = "timestamp") -> datetime:
         raise Reject(field_name, f"unparseable {field_name} {value[:40]!r} (expected ISO 8601)") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).replace(microsecond=0)
+    return moment.astimezone(UTC)
+
+
+def parse_timestamp(value: Any, field_name: str = "timestamp") -> datetime:
+    """ISO 8601 → aware UTC datetime in whole seconds (the warehouse's grain)."""
+    return parse_moment(value, field_name).replace(microsecond=0)
 
 
 def _number(value: Any, field_name: str) -> float:
+    if isinstance(value, bool):
+        raise Reject(field_name, f"{field_name} is not a number: {value!r}")
     try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise Reject(field_name, f"{field_name} is not a number: {value!r}") from None
+        number = float(value.strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError, OverflowError):
+        raise Reject(field_name, f"{field_name} is not a number: {str(value)[:40]!r}") from None
     if not math.isfinite(number):
         raise Reject(field_name, f"{field_name} is not finite: {value!r}")
     return number
@@ -83,66 +136,241 @@ def _number(value: Any, field_name: str) -> float:
 def _text(value: Any) -> str | None:
     if value is None:
         return None
-    return str(value)
+    return clean_text(str(value))
 
 
-def _bool_flag(value: Any, field_name: str) -> str:
+def _identifier(value: Any, field_name: str) -> str | None:
+    """userId / anonymousId / messageId: a string (or an integer), else the line is rejected."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise Reject(field_name, f"{field_name} must be a string, got {type(value).__name__}")
+    text = clean_text(str(value)).strip()
+    if len(text) > 512:
+        raise Reject(field_name, f"{field_name} longer than 512 characters")
+    return text or None
+
+
+def _bool_flag(value: Any) -> bool | None:
     if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return "1" if value.lower() == "true" else "0"
-    raise Reject(f"traits.{field_name}", f"traits.{field_name} must be a boolean, got {value!r}")
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    return None
 
 
-def parse_call(call: Any, batch: ParsedBatch, now: datetime) -> None:
+def snake_case(name: str) -> str:
+    """Segment's camelCase trait names (``firstName``, ``createdAt``) → the contract's names."""
+    return _CAMEL.sub("_", name).lower()
+
+
+def normalise_birthday(value: Any) -> str | None:
+    """``1990-05-07``, ``1990-5-7`` or an ISO date-time → ``1990-05-07``; None when not a date."""
+    if not isinstance(value, str):
+        return None
+    match = _DATE_PREFIX.match(value)
+    if not match:
+        return None
+    try:
+        return date(int(match.group(1)), int(match.group(2)), int(match.group(3))).isoformat()
+    except ValueError:
+        return None
+
+
+def valid_timezone(value: Any) -> str | None:
+    if not isinstance(value, str) or not value.strip() or len(value) > 64:
+        return None
+    try:
+        ZoneInfo(value.strip())
+    except (ValueError, KeyError, OSError):
+        return None
+    return value.strip()
+
+
+def valid_locale(value: Any) -> str | None:
+    if isinstance(value, str) and _LOCALE.match(value.strip()):
+        return value.strip()
+    return None
+
+
+# -- one call --------------------------------------------------------------------------
+class _Call:
+    """What parse_call needs to record rows and dropped fields for one line."""
+
+    def __init__(self, batch: ParsedBatch, line_no: int, message_id: str, moment: datetime, now: datetime):
+        self.batch, self.line_no, self.message_id, self.now = batch, line_no, message_id, now
+        self.at, self.us = moment.replace(microsecond=0), moment.microsecond
+
+    def drop(self, field_name: str, value: Any, reason: str) -> None:
+        self.batch.dropped.append({
+            "source_file": self.batch.source_file, "line_no": self.line_no, "message_id": self.message_id,
+            "field": field_name, "value": clean_text(str(value))[:1000], "reason": reason, "dropped_at": self.now})
+
+    def trait(self, customer_id: str, name: str, value: str, at: datetime | None = None, us: int | None = None):
+        self.batch.traits.append({"customer_id": customer_id, "trait": name, "value": value,
+                                  "observed_at": at or self.at, "observed_us": self.us if us is None else us,
+                                  "message_id": self.message_id})
+
+    def consent(self, customer_id: str, channel: str, opt_in: bool, source: str,
+                at: datetime | None = None, us: int | None = None):
+        self.batch.consent.append({"message_id": self.message_id, "customer_id": customer_id, "channel": channel,
+                                   "opt_in": opt_in, "changed_at": at or self.at,
+                                   "changed_us": self.us if us is None else us, "source": source})
+
+
+def _identify_traits(call: _Call, user_id: str, traits: dict[str, Any]) -> None:
+    """Validate and record an identify's traits; a bad one is dropped with its reason."""
+    flat: dict[str, tuple[str, Any]] = {}
+    for key, value in traits.items():
+        name = snake_case(str(key))
+        if name not in flat or key == name:       # the contract's own spelling wins
+            flat[name] = (str(key), value)
+    if "name" in flat and "first_name" not in flat and isinstance(flat["name"][1], str):
+        first, _, last = flat["name"][1].strip().partition(" ")
+        if first:
+            flat["first_name"] = ("name", first)
+        if last.strip() and "last_name" not in flat:
+            flat["last_name"] = ("name", last.strip())
+    for name in TRAIT_FIELDS:
+        if name not in flat or flat[name][1] is None:
+            continue
+        key, value = flat[name]
+        where = f"traits.{key}"
+        if isinstance(value, dict | list | bool):
+            call.drop(where, value, f"{where} must be a string, got {type(value).__name__}")
+            continue
+        if name == "birthday":
+            text = normalise_birthday(value)
+            if text is None:
+                call.drop(where, value, f"birthday {str(value)[:40]!r} is not a date (YYYY-MM-DD)")
+                continue
+        elif name == "created_at":
+            try:
+                text = parse_timestamp(value, where).strftime("%Y-%m-%d %H:%M:%S")
+            except Reject as rej:
+                call.drop(where, value, rej.reason)
+                continue
+        elif name == "timezone":
+            text = valid_timezone(value)
+            if text is None:
+                call.drop(where, value, f"timezone {str(value)[:40]!r} is not an IANA time zone")
+                continue
+        elif name == "locale":
+            text = valid_locale(value)
+            if text is None:
+                call.drop(where, value, f"locale {str(value)[:40]!r} is not a language tag (fr, en-GB …)")
+                continue
+        elif name == "email":
+            text = clean_text(str(value)).strip()
+            if "@" not in text or len(text) > 320 or any(c in text for c in "\r\n"):
+                call.drop(where, value, f"email {text[:40]!r} is not an address")
+                continue
+        else:
+            text = clean_text(str(value)).strip()
+        call.trait(user_id, name, text)
+    for name, channel in CONSENT_TRAITS.items():
+        if name not in flat or flat[name][1] is None:
+            continue
+        key, value = flat[name]
+        flag = _bool_flag(value)
+        if flag is None:
+            call.drop(f"traits.{key}", value, f"traits.{key} must be a boolean, got {str(value)[:40]!r}")
+            continue
+        call.trait(user_id, name, "1" if flag else "0")
+        decided = None
+        for time_name in CONSENT_TIME_TRAITS[channel]:
+            if time_name in flat and flat[time_name][1] not in (None, ""):
+                try:
+                    decided = parse_moment(flat[time_name][1], f"traits.{flat[time_name][0]}")
+                    break
+                except Reject as rej:
+                    call.drop(rej.field or time_name, flat[time_name][1], rej.reason)
+        if decided is None:
+            call.consent(user_id, channel, flag, "identify")
+        else:
+            call.consent(user_id, channel, flag, "consent_update",
+                         decided.replace(microsecond=0), decided.microsecond)
+
+
+def _context_traits(call: _Call, customer_id: str, context: dict[str, Any]) -> None:
+    """``context.timezone`` / ``context.locale``: kept apart, they fill a missing trait only."""
+    for name, check in (("timezone", valid_timezone), ("locale", valid_locale)):
+        value = context.get(name)
+        if value in (None, ""):
+            continue
+        text = check(value)
+        if text is None:
+            call.drop(f"context.{name}", value, f"context.{name} {str(value)[:40]!r} is not valid")
+        else:
+            call.trait(customer_id, f"context_{name}", text)
+
+
+#: events a guest may send with an email and no userId: they get a guest customer id
+GUEST_EVENTS = ("Order Completed", "Back In Stock Requested")
+
+
+def _guest_email(properties: dict[str, Any], context: dict[str, Any]) -> str | None:
+    context_traits = context.get("traits") if isinstance(context.get("traits"), dict) else {}
+    for value in (properties.get("email"), context_traits.get("email")):
+        if isinstance(value, str) and "@" in value and len(value) <= 320:
+            return clean_text(value).strip()
+    return None
+
+
+def parse_call(call: Any, batch: ParsedBatch, now: datetime, line_no: int = 0) -> None:
     """Validate one decoded call and append its rows to ``batch`` (raises Reject)."""
     if not isinstance(call, dict):
         raise Reject(None, "line is not a JSON object")
-    message_id = call.get("messageId")
-    if not isinstance(message_id, str) or not message_id:
+    message_id = _identifier(call.get("messageId"), "messageId")
+    if not message_id:
         raise Reject("messageId", "missing messageId")
     kind = call.get("type")
-    if kind not in ("identify", "track"):
-        raise Reject("type", f"unsupported type {kind!r} (expected identify or track)")
-    occurred_at = parse_timestamp(call.get("timestamp"))
-    user_id = _text(call.get("userId")) or None
-    anonymous_id = _text(call.get("anonymousId")) or None
+    if kind not in CALL_TYPES:
+        raise Reject("type", f"unsupported type {str(kind)[:40]!r} (expected {', '.join(CALL_TYPES)})")
+    moment = parse_moment(call.get("timestamp"))
+    user_id = _identifier(call.get("userId"), "userId")
+    anonymous_id = _identifier(call.get("anonymousId"), "anonymousId")
+    context = call.get("context") if isinstance(call.get("context"), dict) else {}
+    one = _Call(batch, line_no, message_id, moment, now)
+    customer_id = user_id
+    event = product_id = order_id = None
+    points_balance = None
 
     if kind == "identify":
-        if not user_id:
-            raise Reject("userId", "identify without userId")
         traits = call.get("traits")
+        if traits is None:
+            traits = {}
         if not isinstance(traits, dict):
-            raise Reject("traits", "identify without a traits object")
-        trait_rows = []
-        for name in TRAIT_FIELDS:
-            if name in traits and traits[name] is not None:
-                value = traits[name]
-                if name == "birthday":
-                    try:
-                        datetime.strptime(str(value), "%Y-%m-%d")
-                    except ValueError:
-                        raise Reject("traits.birthday", f"birthday {value!r} is not YYYY-MM-DD") from None
-                if name == "created_at":
-                    value = parse_timestamp(value, "traits.created_at").strftime("%Y-%m-%d %H:%M:%S")
-                if name == "email":
-                    value = str(value).strip()
-                trait_rows.append((name, str(value)))
-        for name, channel in CONSENT_TRAITS.items():
-            if name in traits and traits[name] is not None:
-                flag = _bool_flag(traits[name], name)
-                trait_rows.append((name, flag))
-                batch.consent.append({"message_id": message_id, "customer_id": user_id, "channel": channel,
-                                      "opt_in": flag == "1", "changed_at": occurred_at, "source": "identify"})
-        for name, value in trait_rows:
-            batch.traits.append({"customer_id": user_id, "trait": name, "value": value,
-                                 "observed_at": occurred_at, "message_id": message_id})
-        properties, event = traits, None
-        product_id = order_id = None
+            raise Reject("traits", "identify with a traits value that is not an object")
+        if not user_id and not anonymous_id:
+            raise Reject("userId", "identify without userId or anonymousId")
+        if user_id:
+            _identify_traits(one, user_id, traits)
+            if anonymous_id:
+                batch.links.append({"anonymous_id": anonymous_id, "customer_id": user_id, "linked_at": one.at,
+                                    "message_id": message_id, "source": "identify"})
+        properties = traits
+    elif kind == "alias":
+        previous_id = _identifier(call.get("previousId"), "previousId")
+        if not previous_id or not user_id:
+            raise Reject("previousId" if not previous_id else "userId", "alias without previousId and userId")
+        if previous_id != user_id:
+            batch.links.append({"anonymous_id": previous_id, "customer_id": user_id, "linked_at": one.at,
+                                "message_id": message_id, "source": "alias"})
+        anonymous_id = previous_id
+        properties = {"previousId": previous_id}
+    elif kind in ("page", "screen", "group"):
+        if not user_id and not anonymous_id:
+            raise Reject("userId", f"{kind} call without userId or anonymousId")
+        source = call.get("traits") if kind == "group" else call.get("properties")
+        properties = dict(source) if isinstance(source, dict) else {}
+        for key in ("name", "category", "groupId"):
+            if call.get(key) is not None and key not in properties:
+                properties[key] = call[key]
     else:
         event = call.get("event")
-        if event not in TRACK_EVENTS:
-            raise Reject("event", f"unknown event name {event!r}")
+        if not isinstance(event, str) or event not in TRACK_EVENTS:
+            raise Reject("event", f"unknown event name {str(event)[:80]!r}")
         if not user_id and not anonymous_id:
             raise Reject("userId", "track call without userId or anonymousId")
         properties = call.get("properties") or {}
@@ -151,113 +379,227 @@ def parse_call(call: Any, batch: ParsedBatch, now: datetime) -> None:
         for required in TRACK_EVENTS[event]:
             if properties.get(required) in (None, ""):
                 raise Reject(f"properties.{required}", f"{event} without properties.{required}")
+        for name in ("product_id", "order_id"):
+            if isinstance(properties.get(name), dict | list):
+                raise Reject(f"properties.{name}", f"properties.{name} must be a string")
         product_id = _text(properties.get("product_id"))
         order_id = _text(properties.get("order_id"))
+        if not user_id and event in GUEST_EVENTS:
+            # a guest who left an email (a guest checkout, a "notify me" form) is a customer
+            # of their own: guest-<hash of the email>, with that address and unknown consent
+            email = _guest_email(properties, context)
+            if email is not None:
+                customer_id = guest_customer_id(email)
+                one.trait(customer_id, "email", email)
+            elif event == "Order Completed":
+                raise Reject("userId", "Order Completed without userId or an email (guest checkout)")
         if event == "Order Completed":
-            if not user_id:
-                raise Reject("userId", "Order Completed without userId")
             products = properties["products"]
             if not isinstance(products, list) or not products:
                 raise Reject("properties.products", "Order Completed with no products")
             items = []
             for i, item in enumerate(products, start=1):
-                if not isinstance(item, dict) or item.get("product_id") in (None, ""):
+                if not isinstance(item, dict) or item.get("product_id") in (None, "") \
+                        or isinstance(item.get("product_id"), dict | list):
                     raise Reject(f"properties.products[{i - 1}].product_id", "order line without product_id")
                 quantity = _number(item.get("quantity", 1), f"properties.products[{i - 1}].quantity")
                 price = _number(item.get("price", 0), f"properties.products[{i - 1}].price")
-                items.append({"order_id": order_id, "line_no": i, "product_id": str(item["product_id"]),
+                items.append({"order_id": order_id, "line_no": i, "product_id": _text(item["product_id"]),
                               "quantity": int(quantity), "price": price})
             revenue = properties.get("revenue", properties.get("total"))
             revenue = _number(revenue, "properties.revenue") if revenue is not None else \
                 sum(i["quantity"] * i["price"] for i in items)
-            batch.orders.append({"order_id": order_id, "customer_id": user_id, "ordered_at": occurred_at,
+            batch.orders.append({"order_id": order_id, "customer_id": customer_id, "ordered_at": one.at,
                                  "revenue": revenue, "currency": _text(properties.get("currency")),
-                                 "status": "completed", "status_at": occurred_at, "message_id": message_id})
+                                 "status": "completed", "status_at": one.at, "message_id": message_id})
             batch.order_items.extend(items)
             batch.status_orders.add(order_id)
         elif event in ("Order Refunded", "Order Cancelled"):
             batch.status_orders.add(order_id)
         elif event == "Loyalty Points Updated":
-            _number(properties["points_balance"], "properties.points_balance")
-        elif event == "Email Unsubscribed":
+            points_balance = _number(properties["points_balance"], "properties.points_balance")
+        elif event in ("Email Unsubscribed", "Email Subscribed"):
             if not user_id:
-                raise Reject("userId", "Email Unsubscribed without userId")
-            batch.consent.append({"message_id": message_id, "customer_id": user_id, "channel": "email",
-                                  "opt_in": False, "changed_at": occurred_at, "source": "unsubscribe_event"})
-            batch.traits.append({"customer_id": user_id, "trait": "email_opt_in", "value": "0",
-                                 "observed_at": occurred_at, "message_id": message_id})
+                raise Reject("userId", f"{event} without userId")
+            opt_in = event == "Email Subscribed"
+            one.consent(user_id, "email", opt_in, "subscribe_event" if opt_in else "unsubscribe_event")
+            one.trait(user_id, "email_opt_in", "1" if opt_in else "0")
 
+    if user_id:
+        _context_traits(one, user_id, context)
+    if customer_id is None and anonymous_id:
+        batch.anonymous_ids.add(anonymous_id)
+    if batch.links and batch.links[-1]["message_id"] == message_id:
+        batch.anonymous_ids.add(batch.links[-1]["anonymous_id"])
     batch.events.append({
-        "message_id": message_id, "type": kind, "event": event, "customer_id": user_id,
-        "anonymous_id": anonymous_id, "occurred_at": occurred_at, "product_id": product_id,
-        "order_id": order_id, "properties": json.dumps(properties, separators=(",", ":"), ensure_ascii=False),
+        "message_id": message_id, "type": kind, "event": event, "customer_id": customer_id,
+        "anonymous_id": anonymous_id, "occurred_at": one.at, "occurred_us": one.us, "product_id": product_id,
+        "order_id": order_id, "points_balance": points_balance,
+        "properties": clean_text(json.dumps(properties, separators=(",", ":"), ensure_ascii=False, default=str)),
         "source_file": batch.source_file, "loaded_at": now,
     })
 
 
-def parse_events(data: bytes, source_file: str, now: datetime) -> ParsedBatch:
-    """Parse a JSONL file's bytes. Bad lines go to ``batch.quarantine`` with field and reason."""
+# -- a file ------------------------------------------------------------------------------
+def _quarantine_row(source_file: str, line_no: int, raw: str, field_name: str | None, reason: str,
+                    now: datetime) -> dict[str, Any]:
+    raw = clean_text(raw)
+    if len(raw) > MAX_RAW_CHARS:
+        raw = raw[:MAX_RAW_CHARS] + f"… ({len(raw)} characters)"
+    return {"source_file": source_file, "line_no": line_no, "raw": raw, "field": field_name,
+            "reason": clean_text(reason)[:1000], "quarantined_at": now}
+
+
+def iter_batches(lines: Iterable[bytes], source_file: str, now: datetime,
+                 chunk_lines: int = CHUNK_LINES) -> Iterator[ParsedBatch]:
+    """Parse a stream of JSONL lines into batches of at most ``chunk_lines`` lines.
+
+    Bad lines go to ``batch.quarantine`` with field and reason: whatever a line holds (a list as
+    messageId, JSON nested too deep, a megabyte of text), it never raises.
+    """
     batch = ParsedBatch(source_file=source_file)
     seen: set[str] = set()
-    for line_no, raw in enumerate(data.splitlines(), start=1):
+    for line_no, raw in enumerate(lines, start=1):
+        if batch.lines >= chunk_lines:
+            yield batch
+            batch, seen = ParsedBatch(source_file=source_file), set()
+        if len(raw) > MAX_LINE_BYTES:
+            batch.lines += 1
+            batch.quarantine.append(_quarantine_row(
+                source_file, line_no, raw[:MAX_RAW_CHARS].decode("utf-8", errors="replace"), None,
+                f"line longer than {MAX_LINE_BYTES} bytes ({len(raw)})", now))
+            continue
         if not raw.strip():
             continue
         batch.lines += 1
-        text = raw.decode("utf-8", errors="replace")
+        text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+        mark = batch.mark()
         try:
             try:
                 call = json.loads(text)
             except json.JSONDecodeError as exc:
                 raise Reject(None, f"malformed JSON: {exc.msg} at column {exc.colno}") from None
-            if isinstance(call, dict) and call.get("messageId") in seen:
-                continue  # duplicate delivery inside the same file
-            parse_call(call, batch, now)
-            seen.add(call["messageId"])
+            message_id = call.get("messageId") if isinstance(call, dict) else None
+            if isinstance(message_id, str) and message_id in seen:
+                continue  # duplicate delivery inside the same chunk
+            parse_call(call, batch, now, line_no)
+            seen.add(batch.events[-1]["message_id"])
         except Reject as rej:
-            batch.quarantine.append({"source_file": source_file, "line_no": line_no, "raw": text,
-                                     "field": rej.field, "reason": rej.reason, "quarantined_at": now})
-    return batch
+            batch.rollback(mark)
+            batch.quarantine.append(_quarantine_row(source_file, line_no, text, rej.field, rej.reason, now))
+        except Exception as exc:  # noqa: BLE001 - deep nesting, odd types…: a line never fails the file
+            batch.rollback(mark)
+            batch.quarantine.append(_quarantine_row(
+                source_file, line_no, text, None, f"unreadable call ({type(exc).__name__}: {exc})", now))
+    yield batch
 
 
-def load_batch(wh: Warehouse, batch: ParsedBatch, size_bytes: int | None, now: datetime) -> dict[str, int]:
-    """Write one parsed file in one transaction; idempotent."""
-    # Within one file the latest call per (customer, trait) wins; across files the SQL decides.
+def parse_events(data: bytes, source_file: str, now: datetime) -> ParsedBatch:
+    """Parse a whole JSONL file's bytes into one batch (tests and small files)."""
+    batches = list(iter_batches(data.splitlines(), source_file, now, chunk_lines=1 << 62))
+    return batches[0]
+
+
+def _latest_traits(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Within one batch the latest call per (customer, trait) wins; across batches the SQL decides."""
     latest: dict[tuple[str, str], dict[str, Any]] = {}
-    for row in batch.traits:
+    for row in rows:
         key = (row["customer_id"], row["trait"])
-        if key not in latest or (row["observed_at"], row["message_id"]) > (
-                latest[key]["observed_at"], latest[key]["message_id"]):
+        old = latest.get(key)
+        if old is None or (row["observed_at"], row["observed_us"], row["message_id"]) > (
+                old["observed_at"], old["observed_us"], old["message_id"]):
             latest[key] = row
+    return list(latest.values())
+
+
+def write_batch(wh: Warehouse, batch: ParsedBatch, conn) -> dict[str, int]:
+    """Write one parsed chunk inside the file's transaction; idempotent."""
     batch_id = batch.source_file
-    with wh.begin() as conn:
-        new_events = wh.insert_rows("events", batch.events, conn, on_conflict_do_nothing=["message_id"])
+    new_events = wh.insert_rows("events", batch.events, conn, on_conflict_do_nothing=["message_id"])
+    wh.insert_rows("identity_links", batch.links, conn, on_conflict_do_nothing=["anonymous_id"])
+    traits = _latest_traits(batch.traits)
+    if traits:
         wh.execute("ingest/clear_stage_traits", {"batch_id": batch_id}, conn)
-        wh.insert_rows("stage_customer_traits", [{**r, "batch_id": batch_id} for r in latest.values()], conn)
+        wh.insert_rows("stage_customer_traits", [{**r, "batch_id": batch_id} for r in traits], conn)
         wh.execute("ingest/merge_customer_traits", {"batch_id": batch_id}, conn)
         wh.execute("ingest/clear_stage_traits", {"batch_id": batch_id}, conn)
-        wh.insert_rows("consent_changes", batch.consent, conn, on_conflict_do_nothing=["message_id", "channel"])
-        wh.insert_rows("orders", batch.orders, conn, on_conflict_do_nothing=["order_id"])
-        wh.insert_rows("order_items", batch.order_items, conn, on_conflict_do_nothing=["order_id", "line_no"])
-        order_ids = sorted(batch.status_orders)
+    wh.insert_rows("consent_changes", batch.consent, conn, on_conflict_do_nothing=["message_id", "channel"])
+    wh.insert_rows("orders", batch.orders, conn, on_conflict_do_nothing=["order_id"])
+    wh.insert_rows("order_items", batch.order_items, conn, on_conflict_do_nothing=["order_id", "line_no"])
+    wh.insert_rows("dropped_fields", batch.dropped, conn, on_conflict_do_nothing=["source_file", "line_no", "field"])
+    quarantined = wh.insert_rows("quarantine", batch.quarantine, conn,
+                                 on_conflict_do_nothing=["source_file", "line_no"])
+    return {"lines": batch.lines, "loaded": new_events, "duplicates": len(batch.events) - new_events,
+            "quarantined": len(batch.quarantine), "new_quarantine_rows": quarantined,
+            "dropped_fields": len(batch.dropped)}
+
+
+def load_events_file(wh: Warehouse, lines: Iterable[bytes], source_file: str, size_bytes: int | None,
+                     now: datetime, chunk_lines: int = CHUNK_LINES) -> dict[str, int]:
+    """Stream one landing file into the warehouse in one transaction (chunk by chunk)."""
+    totals = {"lines": 0, "loaded": 0, "duplicates": 0, "quarantined": 0, "new_quarantine_rows": 0,
+              "dropped_fields": 0}
+    customers: set[str] = set()
+    anonymous_ids: set[str] = set()
+    status_orders: set[str] = set()
+    with wh.begin() as conn:
+        for batch in iter_batches(lines, source_file, now, chunk_lines):
+            for key, value in write_batch(wh, batch, conn).items():
+                totals[key] += value
+            customers.update(r["customer_id"] for r in batch.traits)
+            customers.update(r["customer_id"] for r in batch.consent)
+            anonymous_ids.update(batch.anonymous_ids)
+            status_orders.update(batch.status_orders)
+        ids = sorted(anonymous_ids)
+        for start in range(0, len(ids), 500):
+            wh.execute("ingest/link_anonymous_events", {"anonymous_ids": ids[start:start + 500]}, conn)
+        order_ids = sorted(status_orders)
         for start in range(0, len(order_ids), 500):
             wh.execute("ingest/apply_order_status", {"order_ids": order_ids[start:start + 500]}, conn)
-        refresh_customers(wh, conn, sorted({r["customer_id"] for r in latest.values()}))
-        quarantined = wh.insert_rows("quarantine", batch.quarantine, conn,
-                                     on_conflict_do_nothing=["source_file", "line_no"])
+        refresh_customers(wh, conn, sorted(customers))
         wh.insert_rows("ingest_files", [{
-            "source_file": batch.source_file, "kind": "events", "size_bytes": size_bytes, "lines": batch.lines,
-            "loaded": new_events, "duplicates": len(batch.events) - new_events,
-            "quarantined": len(batch.quarantine), "loaded_at": now}], conn, on_conflict_do_nothing=["source_file"])
-    return {"lines": batch.lines, "loaded": new_events, "duplicates": len(batch.events) - new_events,
-            "quarantined": len(batch.quarantine), "new_quarantine_rows": quarantined}
+            "source_file": source_file, "kind": "events", "size_bytes": size_bytes, "lines": totals["lines"],
+            "loaded": totals["loaded"], "duplicates": totals["duplicates"],
+            "quarantined": totals["quarantined"], "loaded_at": now}], conn, on_conflict_do_nothing=["source_file"])
+    return totals
 
 
-def _flag(value: str | None) -> bool | None:
-    return None if value is None else value == "1"
+# -- customers ---------------------------------------------------------------------------
+#: Where an opt-in may undo an explicit opt-out from (README "What the input side accepts").
+CONSENT_SOURCES = ("consent_update", "subscribe_event", "ses_subscription")
+#: The one source whose opt-out is not explicit: an ordinary identify's ``email_opt_in: false``.
+ORDINARY_SOURCE = "identify"
+
+
+def fold_consent(changes: list[dict[str, Any]]) -> bool | None:
+    """Consent now, from one channel's history (oldest first).
+
+    Latest change wins, except that an explicit opt-out (any source but an ordinary identify:
+    ``Email Unsubscribed``, an SES complaint or unsubscribe, a consent update) holds until an
+    opt-in *from a consent source*
+    (a consent update, ``Email Subscribed``): an ordinary identify repeating a stale
+    ``email_opt_in: true`` does not undo it. None = never stated = no marketing.
+    """
+    state: bool | None = None
+    locked = False
+    for change in changes:
+        opt_in, source = bool(change["opt_in"]), change["source"]
+        if not opt_in:
+            state = False
+            locked = locked or source != ORDINARY_SOURCE
+        elif source in CONSENT_SOURCES:
+            state, locked = True, False
+        elif not locked:
+            state = True
+    return state
+
+
+def _as_datetime(value: Any) -> datetime:
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
 def refresh_customers(wh: Warehouse, conn, customer_ids: list[str]) -> None:
-    """Fold ``customer_traits`` into ``customers`` for the customers a batch touched."""
+    """Fold ``customer_traits`` and ``consent_changes`` into ``customers`` for some customers."""
     for start in range(0, len(customer_ids), 1000):
         ids = customer_ids[start:start + 1000]
         rows = wh.query("ingest/customer_traits_for", {"customer_ids": ids}, conn)
@@ -265,11 +607,16 @@ def refresh_customers(wh: Warehouse, conn, customer_ids: list[str]) -> None:
         for row in rows:
             cust = folded.setdefault(row["customer_id"], {"customer_id": row["customer_id"], "updated_at": None})
             cust[row["trait"]] = row["value"]
-            observed = row["observed_at"]
-            if isinstance(observed, str):
-                observed = datetime.fromisoformat(observed)
+            observed = _as_datetime(row["observed_at"])
             if cust["updated_at"] is None or observed > cust["updated_at"]:
                 cust["updated_at"] = observed
+        history: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for row in wh.query("ingest/consent_history_for", {"customer_ids": ids}, conn):
+            history.setdefault((row["customer_id"], row["channel"]), []).append(row)
+            cust = folded.setdefault(row["customer_id"], {"customer_id": row["customer_id"], "updated_at": None})
+            changed = _as_datetime(row["changed_at"])
+            if cust["updated_at"] is None or changed > cust["updated_at"]:
+                cust["updated_at"] = changed
         out = []
         for cust in folded.values():
             birthday = cust.get("birthday")
@@ -279,9 +626,11 @@ def refresh_customers(wh: Warehouse, conn, customer_ids: list[str]) -> None:
                 "first_name": cust.get("first_name"), "last_name": cust.get("last_name"),
                 "phone": cust.get("phone"), "birthday": birthday,
                 "birthday_mmdd": birthday[5:10] if birthday else None,
-                "locale": cust.get("locale"), "timezone": cust.get("timezone"),
+                "locale": cust.get("locale") or cust.get("context_locale"),
+                "timezone": cust.get("timezone") or cust.get("context_timezone"),
                 "created_at": datetime.fromisoformat(created) if created else None,
-                "email_opt_in": _flag(cust.get("email_opt_in")), "sms_opt_in": _flag(cust.get("sms_opt_in")),
+                "email_opt_in": fold_consent(history.get((cust["customer_id"], "email"), [])),
+                "sms_opt_in": fold_consent(history.get((cust["customer_id"], "sms"), [])),
                 "updated_at": cust["updated_at"],
             })
         wh.execute("ingest/delete_customers", {"customer_ids": ids}, conn)

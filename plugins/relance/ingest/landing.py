@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import gzip
+import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from relance import aws
 
@@ -58,6 +62,22 @@ class Landing:
             data = gzip.decompress(data)
         return data
 
+    @contextmanager
+    def open(self, file: LandingFile) -> Iterator[BinaryIO]:
+        """A binary stream of the file's content (gunzipped for ``.gz``), read as it is consumed:
+        a large file is never held whole in memory."""
+        if self.is_s3:
+            body = self._s3.get_object(Bucket=self.bucket, Key=self.prefix + file.key)["Body"]
+            raw: BinaryIO = io.BufferedReader(_ReadOnly(body), buffer_size=1 << 20)
+        else:
+            raw = (self.root / file.key).open("rb", buffering=1 << 20)
+        stream: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb") if file.key.endswith(".gz") else raw
+        try:
+            yield stream
+        finally:
+            stream.close()
+            raw.close()
+
     # -- layout ------------------------------------------------------------------
     @staticmethod
     def events_folder(hour: datetime) -> str:
@@ -78,3 +98,37 @@ class Landing:
     def catalog_file(self, day: date) -> LandingFile | None:
         files = [f for f in self.list(f"catalog/dt={day.isoformat()}") if f.key.endswith("products.csv")]
         return files[0] if files else None
+
+
+class _ReadOnly(io.RawIOBase):
+    """An S3 response body as a raw stream (so it can be buffered and read line by line)."""
+
+    def __init__(self, body):
+        self._body = body
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._body.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._body.close()
+        super().close()
+
+
+def iter_lines(stream: BinaryIO, limit: int) -> Iterator[bytes]:
+    """The lines of a stream; a line longer than ``limit`` bytes is yielded cut to ``limit + 1``
+    bytes (the caller quarantines it) and the rest of it skipped, never held in memory."""
+    while True:
+        line = stream.readline(limit + 1)
+        if not line:
+            return
+        if len(line) > limit and not line.endswith(b"\n"):
+            while True:
+                rest = stream.readline(1 << 20)
+                if not rest or rest.endswith(b"\n"):
+                    break
+        yield line

@@ -54,8 +54,13 @@ class SesSender:
     configuration_set: str | None = None
     sleep: Any = time.sleep
 
-    def send(self, message: EmailMessage, send_key: str, campaign_id: str) -> str:
-        """Send one message; returns the SES MessageId or raises SendError."""
+    def send(self, message: EmailMessage, send_key: str, campaign_id: str,
+             list_management: dict[str, str] | None = None) -> str:
+        """Send one message; returns the SES MessageId or raises SendError.
+
+        ``list_management`` (``ContactListName``, ``TopicName``): SES subscription management for
+        a marketing message — SES hosts the unsubscribe page, fills ``{{amazonSESUnsubscribeUrl}}``
+        and publishes a ``Subscription`` event when the recipient unsubscribes."""
         request = {
             "FromEmailAddress": message["From"].addresses[0].addr_spec,
             "Destination": {"ToAddresses": [str(message["To"])]},
@@ -64,6 +69,8 @@ class SesSender:
         }
         if self.configuration_set:
             request["ConfigurationSetName"] = self.configuration_set
+        if list_management:
+            request["ListManagementOptions"] = dict(list_management)
         for attempt in range(1, self.max_attempts + 1):
             self.pacer.wait()
             try:
@@ -82,3 +89,24 @@ class SesSender:
                 raise SendError(detail, retryable)
             self.sleep(self.base_delay * 2 ** (attempt - 1) * (0.5 + random.random()))
         raise AssertionError("unreachable")
+
+
+def setup_subscription_management(client: Any, contact_list: str, topic: str) -> list[str]:
+    """The deploy step of SES subscription management (``relance ses setup``): the contact list
+    and its marketing topic (contacts opted in by default: consent is Relance's own rule; SES only
+    records who unsubscribed). Idempotent; returns what it created or updated."""
+    topic_def = {"TopicName": topic, "DisplayName": "Offers and reminders",
+                 "Description": "Marketing email: abandoned carts, offers, recommendations",
+                 "DefaultSubscriptionStatus": "OPT_IN"}
+    try:
+        existing = client.get_contact_list(ContactListName=contact_list)
+    except client.exceptions.NotFoundException:
+        client.create_contact_list(ContactListName=contact_list, Topics=[topic_def],
+                                   Description="Relance: subscription management of marketing email")
+        return [f"contact list {contact_list}", f"topic {topic}"]
+    topics = existing.get("Topics") or []
+    if any(t.get("TopicName") == topic for t in topics):
+        return []
+    client.update_contact_list(ContactListName=contact_list, Topics=[*topics, topic_def],
+                               Description=existing.get("Description") or "")
+    return [f"topic {topic}"]

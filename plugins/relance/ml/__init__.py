@@ -1,5 +1,6 @@
 """Models on the warehouse: customer segments and purchase propensity (``segments``), the
-recommender with its offline evaluation (``recommender``, ``evaluation``), and the model store
+recommender with its offline evaluation (``recommender``, ``evaluation``, both built on the
+item-item model of ``itemknn``), the SQL they read (``include/sql/ml``), and the model store
 (``store``). Plain functions taking a :class:`relance.warehouse.Warehouse`: the DAGs
 ``build_segments`` and ``train_recommendations`` only call them.
 

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from relance.ml.itemknn import MAX_ITEMS, ItemKNN, catalog, eligibility, interactions
 from relance.warehouse import Warehouse
 
 SESSION_GUARD = timedelta(days=1)
@@ -70,8 +71,6 @@ def holdout_split(wh: Warehouse, as_of: datetime, consumables: set[str], max_cus
                   max_items: int | None = None) -> dict[str, Any] | None:
     """Write ``ml_holdout_baskets`` for a sample of customers, retrain on what precedes their
     baskets; returns the model, the item masks, the evaluated user rows and their baskets."""
-    from relance.ml.recommender import MAX_ITEMS, ItemKNN, _eligibility, catalog, interactions
-
     last = pd.DataFrame(wh.query("ml/last_baskets", {"as_of": as_of}))
     if last.empty:
         return None
@@ -80,12 +79,12 @@ def holdout_split(wh: Warehouse, as_of: datetime, consumables: set[str], max_cus
     holdout_rows = [{"customer_id": c, "order_id": o, "cutoff_at": (t - SESSION_GUARD).to_pydatetime()}
                     for c, o, t in zip(chosen["customer_id"], chosen["order_id"], ordered_at, strict=True)]
     with wh.begin() as conn:
-        wh.execute("DELETE FROM ml_holdout_baskets", None, conn)
+        wh.execute("ml/clear_holdout_baskets", None, conn)
         wh.insert_rows("ml_holdout_baskets", holdout_rows, conn)
     touches = interactions(wh, as_of, holdout=True)
     truth = pd.DataFrame(wh.query("ml/holdout_items"))
     model = ItemKNN.fit(touches, max_items=max_items or MAX_ITEMS)
-    allowed, consumable = _eligibility(model, catalog(wh), consumables, check_stock=False)
+    allowed, consumable = eligibility(model, catalog(wh), consumables, check_stock=False)
 
     evaluated = [c for c in chosen["customer_id"] if c in model.users]
     truth = truth[truth["customer_id"].isin(evaluated)]

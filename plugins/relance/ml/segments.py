@@ -176,7 +176,7 @@ def build_segments(wh: Warehouse, as_of: datetime, store: ModelStore | None = No
                                                    features["frequency"].to_numpy(),
                                                    features["monetary"].to_numpy(), strict=True)]
     with wh.begin() as conn:
-        wh.execute("DELETE FROM customer_segments WHERE as_of = :as_of", {"as_of": day}, conn)
+        wh.execute("ml/delete_customer_segments", {"as_of": day}, conn)
         wh.insert_rows("customer_segments", rows, conn)
     sizes = {name: int((segment == name).sum()) for name in SEGMENTS}
     by_segment = (pd.DataFrame({"segment": segment, "p": propensity}).groupby("segment")["p"].mean()

@@ -1,0 +1,3 @@
+-- Whole-table refresh of product_complements by train_recommendations: empties it, in the transaction
+-- that then inserts the new rows. No parameters. Returns nothing (DELETE).
+DELETE FROM product_complements

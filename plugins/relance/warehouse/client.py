@@ -1,0 +1,142 @@
+"""The warehouse client: one SQLAlchemy engine, SQL files from ``include/sql`` run with
+parameters converted by the conventions below.
+
+The same SQL runs on SQLite (embedded default) and PostgreSQL (production). Conventions
+that make that possible, and that analysts can rely on:
+
+* timestamps are UTC, stored as ``TIMESTAMP`` on PostgreSQL and as ``'YYYY-MM-DD HH:MM:SS'``
+  text on SQLite (whole seconds on both, so both compare and sort the same way);
+  dates are ``DATE`` / ``'YYYY-MM-DD'``;
+* no date arithmetic in SQL: Python computes window bounds and passes them as parameters;
+* upserts use ``INSERT … ON CONFLICT`` (both engines);
+* every statement is parameterised (``:name``), never string-built.
+
+On SQLite every transaction is ``BEGIN IMMEDIATE`` (one writer at a time, readers unblocked
+thanks to WAL), which is what makes reservations such as frequency caps atomic there; on
+PostgreSQL the SQL files take row locks where they need them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from relance import settings
+from relance.warehouse.engine import make_engine
+from relance.warehouse.migrations import upgrade
+from relance.warehouse.sqlfiles import load_sql
+
+TS_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+class Warehouse:
+    """Thin client over the warehouse engine; the business logic receives one of these."""
+
+    def __init__(self, uri: str | None = None, engine: Engine | None = None):
+        self.uri = uri or settings.warehouse_uri()
+        self.engine = engine or make_engine(self.uri)
+        self.dialect = self.engine.dialect.name
+        self.is_sqlite = self.dialect == "sqlite"
+
+    # -- parameters -----------------------------------------------------------------
+    def to_db(self, value: Any) -> Any:
+        """Python value → driver value following the conventions of this module."""
+        if value is None or type(value) in (str, int, float):
+            return value
+        if isinstance(value, datetime):
+            if value.tzinfo is not None:
+                value = value.astimezone(UTC).replace(tzinfo=None)
+            value = value.replace(microsecond=0)
+            return value.strftime(TS_FORMAT) if self.is_sqlite else value
+        if isinstance(value, date):
+            return value.isoformat() if self.is_sqlite else value
+        if isinstance(value, bool) and self.is_sqlite:
+            return int(value)
+        return value
+
+    def params(self, params: Mapping[str, Any] | None) -> dict[str, Any]:
+        return {k: (tuple(self.to_db(x) for x in v) if isinstance(v, list | tuple) else self.to_db(v))
+                for k, v in (params or {}).items()}
+
+    # -- execution ------------------------------------------------------------------
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """One transaction (``BEGIN IMMEDIATE`` on SQLite)."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    def statement(self, name_or_sql: str, params: Mapping[str, Any] | None = None) -> sa.TextClause:
+        sql = load_sql(name_or_sql) if "\n" not in name_or_sql and " " not in name_or_sql else name_or_sql
+        clause = sa.text(sql)
+        for key, value in (params or {}).items():
+            if isinstance(value, list | tuple):
+                clause = clause.bindparams(sa.bindparam(key, expanding=True))
+        return clause
+
+    def execute(self, name_or_sql: str, params: Mapping[str, Any] | None = None,
+                conn: Connection | None = None) -> int:
+        """Run one statement; returns the row count."""
+        if conn is None:
+            with self.begin() as own:
+                return self.execute(name_or_sql, params, own)
+        result = conn.execute(self.statement(name_or_sql, params), self.params(params))
+        return result.rowcount
+
+    def query(self, name_or_sql: str, params: Mapping[str, Any] | None = None,
+              conn: Connection | None = None) -> list[dict[str, Any]]:
+        """Run a query; rows as dicts (timestamps stay as the driver returns them)."""
+        if conn is None:
+            with self.begin() as own:
+                return self.query(name_or_sql, params, own)
+        result = conn.execute(self.statement(name_or_sql, params), self.params(params))
+        return [dict(row) for row in result.mappings()]
+
+    def scalar(self, name_or_sql: str, params: Mapping[str, Any] | None = None,
+               conn: Connection | None = None) -> Any:
+        rows = self.query(name_or_sql, params, conn)
+        return next(iter(rows[0].values())) if rows else None
+
+    def insert_rows(self, table: str, rows: Sequence[Mapping[str, Any]], conn: Connection,
+                    on_conflict_do_nothing: Sequence[str] | None = None) -> int:
+        """Bulk insert plain rows into a staging or log table (fast executemany path).
+
+        ``on_conflict_do_nothing`` names the conflict target: the insert is then idempotent.
+        """
+        if not rows:
+            return 0
+        columns = list(rows[0].keys())
+        table_clause = sa.table(table, *[sa.column(c) for c in columns])
+        if self.is_sqlite:
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        stmt = dialect_insert(table_clause)
+        if on_conflict_do_nothing:
+            # RETURNING yields only the rows actually inserted: an exact count on both engines
+            # (the driver's rowcount is -1 for batched inserts on PostgreSQL).
+            stmt = stmt.on_conflict_do_nothing(index_elements=list(on_conflict_do_nothing))
+            stmt = stmt.returning(table_clause.c[on_conflict_do_nothing[0]])
+        total = 0
+        for chunk_start in range(0, len(rows), 5000):
+            chunk = [{c: self.to_db(r.get(c)) for c in columns} for r in rows[chunk_start:chunk_start + 5000]]
+            result = conn.execute(stmt, chunk)
+            total += len(result.fetchall()) if on_conflict_do_nothing else len(chunk)
+        return total
+
+    # -- schema ---------------------------------------------------------------------
+    def upgrade(self) -> list[str]:
+        """Bring the schema up to date; returns the migrations applied (idempotent)."""
+        return upgrade(self)
+
+
+def connect(uri: str | None = None, upgrade_schema: bool = True) -> Warehouse:
+    """The warehouse of the connection ``warehouse``, schema brought up to date."""
+    wh = Warehouse(uri)
+    if upgrade_schema:
+        wh.upgrade()
+    return wh

@@ -1,0 +1,34 @@
+"""The SQLAlchemy engine of a warehouse URI: SQLite with WAL and ``BEGIN IMMEDIATE``
+(one writer at a time, readers unblocked), PostgreSQL with a small pool."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+
+def make_engine(uri: str) -> Engine:
+    if uri.startswith("sqlite"):
+        path = uri.split("sqlite:///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(uri, connect_args={"timeout": 120, "check_same_thread": False},
+                                  poolclass=sa.pool.NullPool)
+
+        @sa.event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn, _record):
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=120000")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _on_begin(conn):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return sa.create_engine(uri, pool_pre_ping=True, pool_size=5, max_overflow=10)

@@ -1,0 +1,1 @@
+"""The Campaigns page of the Airflow UI (see :mod:`relance.webui.app`)."""
