@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from urllib.parse import quote
 
@@ -38,6 +39,8 @@ SES_POOL_SLOTS = 4
 
 
 def _in_airflow_task() -> bool:
+    if "airflow.sdk" not in sys.modules:
+        return False  # a task runs with the SDK imported: outside Airflow, no 9 s import to learn it
     try:
         from airflow.sdk import get_current_context
 
