@@ -7,11 +7,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test test-fast lint bench airflow install clean
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+# The direct dependencies (requirements.txt) and the test tools (requirements-dev.txt), every
+# transitive version bound by constraints.txt (Airflow's way: `pip install … -c constraints`).
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "installing the pinned requirements into $(VENV) (about two minutes the first time)…"
 	@$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
-	@$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
 	@$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $(STAMP)
 
@@ -34,7 +36,7 @@ lint: $(STAMP)
 	@$(BIN)/python tests/tools/check_import_cycles.py plugins/relance
 
 bench: $(STAMP)
-	@$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-bench.txt
+	@$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-bench.txt -c constraints.txt
 	@$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 	@$(BIN)/python -m benchmarks.recommender $(BENCH_ARGS)
 

@@ -1,12 +1,21 @@
-"""docker-compose.yml cannot run here (no Docker engine): check by parsing that it wires the
-production-like stack of SPEC §3 together — one Airflow image and configuration for every
-Airflow service, CeleryExecutor over Redis, PostgreSQL for Airflow and the warehouse, the
-emulator where the AWS connection points, include/ and models/ where relance.settings looks."""
+"""docker-compose.yml cannot run here (no Docker engine): check that it wires the production-like
+stack of SPEC §3 together — one Airflow image and configuration for every Airflow service,
+CeleryExecutor over Redis, PostgreSQL for Airflow and the warehouse, the emulator where the AWS
+connection points, include/ and models/ where relance.settings looks — and that it runs what
+`make e2e-celery` proves: the same settings (airflow.env, read by both) and the same pinned
+packages (requirements.txt + constraints.txt, installed in the image and in this .venv).
+
+Debian's `docker-compose config` (apt-get install docker-compose), when installed, renders the
+file the way Docker would (env_file merged, anchors resolved); otherwise the YAML is parsed here."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
+import shutil
+import subprocess
+from importlib.metadata import version
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -19,10 +28,54 @@ ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
 COMMON = COMPOSE["x-airflow-common"]
-ENV = COMMON["environment"]
+ENV_FILE = "airflow.env"
 AIRFLOW_SERVICES = {"airflow-apiserver": "api-server", "airflow-scheduler": "scheduler",
                     "airflow-dag-processor": "dag-processor", "airflow-triggerer": "triggerer",
                     "airflow-worker": "celery worker", "airflow-init": None}
+#: never in the production image (requirements.txt): they are requirements-dev.txt's
+TEST_TOOLS = {"moto", "pytest", "pytest-timeout", "hypothesis", "ruff", "responses", "docker", "flask",
+              "requests"}
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines, `#` comments: the subset of the env-file format both readers share."""
+    env = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, sep, value = line.partition("=")
+            assert sep and re.fullmatch(r"[A-Z][A-Z0-9_]*", key), f"not KEY=VALUE: {line!r}"
+            assert not value.startswith(("'", '"')), f"{key}: no quotes (compose and the e2e would differ)"
+            env[key] = value
+    return env
+
+
+SHARED = read_env_file(ROOT / ENV_FILE)
+ENV = {**SHARED, **COMMON["environment"]}  # what every Airflow container gets
+
+
+def pins(path: Path) -> dict[str, str]:
+    """name (lower case, extras dropped) → pinned version of a requirements/constraints file."""
+    found = {}
+    for line in path.read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line and not line.startswith("-"):
+            match = re.fullmatch(r"([A-Za-z0-9_.-]+)(\[[^\]]+\])?==(\S+)", line)
+            assert match, f"{path.name}: not pinned with ==: {line!r}"
+            found[match.group(1).lower().replace("_", "-")] = match.group(3)
+    return found
+
+
+REQUIREMENTS = pins(ROOT / "requirements.txt")
+DEV = pins(ROOT / "requirements-dev.txt")
+CONSTRAINTS = pins(ROOT / "constraints.txt")
+
+
+def load_e2e():
+    spec = importlib.util.spec_from_file_location("celery_e2e", ROOT / "tests/e2e/celery_e2e.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_the_stack_is_airflow_postgres_redis_and_the_emulator_nothing_else():
@@ -33,8 +86,10 @@ def test_the_stack_is_airflow_postgres_redis_and_the_emulator_nothing_else():
 def test_every_airflow_service_runs_the_same_image_configuration_and_mounts(name):
     service = SERVICES[name]
     assert service["image"] == COMMON["image"] == "relance-airflow:local" and service["build"] == "."
+    assert service["env_file"] == [ENV_FILE]
     env = service["environment"]
-    assert {k: env.get(k) for k in ENV} == ENV, "the shared environment, overridden nowhere"
+    assert {k: env.get(k) for k in COMMON["environment"]} == COMMON["environment"], "overridden nowhere"
+    assert not set(env) & set(SHARED), f"{name} restates settings of {ENV_FILE}: {set(env) & set(SHARED)}"
     assert service["volumes"] == COMMON["volumes"]
     assert {d: c["condition"] for d, c in service["depends_on"].items() if d in ("postgres", "redis")} == {
         "postgres": "service_healthy", "redis": "service_healthy"}
@@ -42,6 +97,20 @@ def test_every_airflow_service_runs_the_same_image_configuration_and_mounts(name
         assert service["command"] == AIRFLOW_SERVICES[name]
         assert service["restart"] == "always"
         assert service["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
+
+
+@pytest.mark.skipif(shutil.which("docker-compose") is None,
+                    reason="Debian's docker-compose is not installed (apt-get install docker-compose)")
+def test_docker_compose_renders_airflow_env_into_every_airflow_service():
+    rendered = yaml.safe_load(subprocess.run(["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "config"],
+                                             capture_output=True, text=True, check=True, cwd=ROOT).stdout)
+    for name in AIRFLOW_SERVICES:
+        env = {k: "" if v is None else str(v) for k, v in rendered["services"][name]["environment"].items()}
+        extra = {"DUMB_INIT_SETSID": "0"} if name == "airflow-worker" else {}
+        if name == "airflow-init":
+            extra = {"_AIRFLOW_DB_MIGRATE": "true"}
+        assert env == {**ENV, **extra}, name
+    assert rendered["services"]["ses-emulator"]["image"] == SERVICES["ses-emulator"]["image"]
 
 
 def test_celery_executor_with_a_redis_broker_and_postgres_for_metadata_and_results():
@@ -55,6 +124,13 @@ def test_celery_executor_with_a_redis_broker_and_postgres_for_metadata_and_resul
     assert SERVICES["postgres"]["image"].startswith("postgres:")
     for name in ("postgres", "redis"):
         assert SERVICES[name]["healthcheck"]["test"], name
+
+
+def test_the_image_can_run_that_executor_celery_provider_celery_and_the_redis_client_pinned():
+    for name in ("apache-airflow-providers-celery", "celery", "redis"):
+        assert name in REQUIREMENTS, f"CeleryExecutor needs {name} in requirements.txt"
+    # and the metadata DB driver of SQL_ALCHEMY_CONN comes with the postgres provider
+    assert "apache-airflow-providers-postgres" in REQUIREMENTS and "psycopg2-binary" in CONSTRAINTS
 
 
 def test_workers_reach_the_execution_api_of_the_api_server():
@@ -89,11 +165,19 @@ def test_the_aws_connection_points_at_the_emulator_and_the_sender_domain_is_veri
     extra = json.loads(ENV["AIRFLOW_CONN_AWS_DEFAULT"])["extra"]
     endpoint = urlsplit(extra["endpoint_url"])
     assert endpoint.hostname == "ses-emulator"
-    assert f"-p {endpoint.port}" in " ".join(SERVICES["ses-emulator"]["command"])
+    emulator = SERVICES["ses-emulator"]
+    assert emulator["entrypoint"][:1] == ["moto_server"]
+    assert f"-p {endpoint.port}" in " ".join(emulator["entrypoint"]) and f"{endpoint.port}:" in emulator["ports"][0]
     init = " ".join(SERVICES["airflow-init"]["command"])
     domain = ENV["AIRFLOW_VAR_TM_SENDER"].split("@")[1]
     assert f"EmailIdentity='{domain}'" in init and f"endpoint_url='{extra['endpoint_url']}'" in init
     assert float(ENV["AIRFLOW_VAR_TM_SES_MAX_SEND_RATE"]) > 0
+
+
+def test_the_emulator_is_moto_at_the_tests_pinned_version_not_the_production_image():
+    image, tag = SERVICES["ses-emulator"]["image"].split(":")
+    assert image == "motoserver/moto" and tag == DEV["moto"], "the emulator runs the moto the tests run"
+    assert "build" not in SERVICES["ses-emulator"]
 
 
 def test_init_migrates_creates_the_ses_pool_and_the_warehouse_schema():
@@ -103,8 +187,32 @@ def test_init_migrates_creates_the_ses_pool_and_the_warehouse_schema():
     assert "warehouse.connect()" in init  # applies the warehouse migrations
 
 
-def test_the_image_is_the_pinned_airflow_with_the_pinned_requirements():
+def test_the_image_is_the_pinned_airflow_with_the_pinned_requirements_and_constraints():
     dockerfile = (ROOT / "Dockerfile").read_text()
-    pinned = re.search(r"^apache-airflow==(\S+)", (ROOT / "requirements.txt").read_text(), re.M).group(1)
-    assert re.search(rf"^FROM apache/airflow:{re.escape(pinned)}-python3\.\d+\s*$", dockerfile, re.M), pinned
-    assert re.search(r"^RUN pip install .*-r /?requirements\.txt", dockerfile, re.M)
+    pinned = REQUIREMENTS["apache-airflow"]
+    assert re.search(rf"^FROM apache/airflow:{re.escape(pinned)}-python3\.11\s*$", dockerfile, re.M), pinned
+    install = re.search(r"^RUN pip install (.*)$", dockerfile, re.M).group(1)
+    assert f'"apache-airflow=={pinned}"' in install  # Airflow's advice: never let pip move Airflow
+    assert "-r /requirements.txt" in install and "-c /constraints.txt" in install
+    assert re.search(r"^COPY requirements\.txt constraints\.txt /\s*$", dockerfile, re.M)
+
+
+def test_production_requirements_are_direct_pins_without_test_tools():
+    assert not TEST_TOOLS & set(REQUIREMENTS), TEST_TOOLS & set(REQUIREMENTS)
+    assert len(REQUIREMENTS) <= 30, "direct dependencies only: the transitive ones are constraints.txt's"
+    assert {"moto", "pytest", "ruff"} <= set(DEV)
+    # one list: pyproject.toml reads its dependencies from requirements.txt
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert 'dynamic = ["dependencies"]' in pyproject
+    assert 'dependencies = { file = ["requirements.txt"] }' in pyproject
+
+
+def test_every_pin_agrees_with_the_constraints_and_is_what_this_venv_runs():
+    """The image installs requirements.txt with constraints.txt; `make install` installs the same
+    into .venv, which `make e2e-celery` and the tests run: same versions everywhere."""
+    for name, pinned in {**REQUIREMENTS, **DEV}.items():
+        assert CONSTRAINTS.get(name) == pinned, f"{name}: requirements {pinned}, constraints {CONSTRAINTS.get(name)}"
+        assert version(name) == pinned, f"{name}: pinned {pinned}, installed {version(name)} (run make install)"
+    assert version("apache-airflow-core") == CONSTRAINTS["apache-airflow-core"]
+    # it stands in for Airflow's constraints file of the pinned release
+    assert f"constraints-{REQUIREMENTS['apache-airflow']}" in (ROOT / "constraints.txt").read_text()
