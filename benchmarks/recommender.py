@@ -3,10 +3,12 @@
 For each size: a synthetic shop (relance.shopsim) is generated and ingested into a fresh
 warehouse; then each measured step runs in a child process of its own (its peak RSS is its
 own): ``train_recommendations`` (read, fit, score every customer, write the tables),
-``build_segments``, the leave-last-basket-out evaluation of our recommender next to
-popularity, and the reference implicit-feedback model — ``implicit``'s ALS, installed only
-for the benchmark (``requirements-bench.txt``) — on exactly the same split, feedback matrix
-and exclusions. Not a test: compare the figures as ratios, on the same machine.
+``build_segments``, the leave-last-basket-out evaluation of our recommender next to its
+ablations and baselines (:mod:`relance.ml.evaluation`), and the reference implicit-feedback
+model — ``implicit``'s ALS, installed only for the benchmark (``requirements-bench.txt``),
+alpha tuned on the validation half — on exactly the same split, feedback matrix and
+exclusions; quality figures are on the test half. Not a test: compare the figures as ratios,
+on the same machine.
 
     python -m benchmarks.recommender --sizes 10000,100000 [--backends sqlite,postgresql] [--days 2]
 """
@@ -27,6 +29,10 @@ from benchmarks.run import warehouse_url
 
 ROOT = Path(__file__).resolve().parents[1]
 START = "2026-11-16"
+#: Ablations and baselines of the evaluation step, printed under it (same split, same exclusions).
+COMPARED = {"knn_only": "ablation: kNN only", "repeat_only": "ablation: repeat only",
+            "own_history": "own history", "popularity": "popularity (purchases)",
+            "popularity_weighted": "popularity (weighted)"}
 
 PRELUDE = """
 import sys, json, time
@@ -61,39 +67,46 @@ s = build_segments(warehouse.connect(url), as_of, ModelStore(models))
 print(json.dumps({"customers": s["customers"], "auc": s["auc"]}))
 """,
     "evaluate_itemknn": """
-from relance.ml.evaluation import holdout_split, popularity_top, ranking_metrics
-from relance.ml.recommender import repurchase_intervals
-wh = warehouse.connect(url)
-split = holdout_split(wh, as_of, set(repurchase_intervals(wh, as_of)["product_id"]))
-m = split["model"]
-t = time.perf_counter()
-top, _ = m.recommend(split["user_rows"], split["allowed"], split["consumable"], n=10)
-ours = ranking_metrics(top, split["relevant"], 10)
-pop = ranking_metrics(popularity_top(m, split["allowed"], split["consumable"], split["user_rows"], 10),
-                      split["relevant"], 10)
-print(json.dumps({"itemknn": ours, "popularity": pop, "customers": ours["customers"]}))
+from relance.ml.evaluation import leave_last_basket_out
+r = leave_last_basket_out(warehouse.connect(url), as_of)
+print(json.dumps({"itemknn": r["recommender"], **r["ablations"], **r["baselines"],
+                  "customers": r["evaluated_customers"], "consumables": r["consumables"]}))
 """,
     "evaluate_implicit_als": """
 import numpy as np
 from scipy import sparse
 from relance.ml.evaluation import holdout_split, ranking_metrics
-from relance.ml.recommender import repurchase_intervals
-wh = warehouse.connect(url)
-split = holdout_split(wh, as_of, set(repurchase_intervals(wh, as_of)["product_id"]))
+split = holdout_split(warehouse.connect(url), as_of)
 m = split["model"]
 from implicit.als import AlternatingLeastSquares
+
+def top10(als, rows):
+    out = []
+    for lo in range(0, len(rows), 4096):
+        part = rows[lo: lo + 4096]
+        scores = als.user_factors[part] @ als.item_factors.T
+        scores[:, ~split["allowed"]] = -np.inf
+        already = m.bought[part].multiply(sparse.csr_matrix(~split["consumable"], dtype=np.float32)).tocoo()
+        scores[already.row, already.col] = -np.inf
+        top = np.argsort(-scores, axis=1, kind="stable")[:, :10]
+        out.append(np.where(np.isfinite(np.take_along_axis(scores, top, axis=1)), top, -1))
+    return np.vstack(out) if out else np.zeros((0, 10), dtype=np.int64)
+
+val = split["validation"]
+rows, relevant = split["user_rows"], split["relevant"]
+val_rel = [r for r, v in zip(relevant, val) if v]
+test_rel = [r for r, v in zip(relevant, val) if not v]
+tuning, best = {}, None
 t = time.perf_counter()
-als = AlternatingLeastSquares(factors=64, iterations=15, regularization=0.05, alpha=4.0, random_state=0)
-als.fit(m.feedback, show_progress=False)
+for alpha in (1.0, 4.0, 15.0, 40.0):  # tuned on the validation half only
+    als = AlternatingLeastSquares(factors=64, iterations=15, regularization=0.05, alpha=alpha, random_state=0)
+    als.fit(m.feedback, show_progress=False)
+    tuning[alpha] = ranking_metrics(top10(als, rows[val]), val_rel, 10)["ndcg@10"]
+    if best is None or tuning[alpha] > tuning[best[0]]:
+        best = (alpha, als)
 fit_s = time.perf_counter() - t
-rows = split["user_rows"]
-scores = als.user_factors[rows] @ als.item_factors.T
-scores[:, ~split["allowed"]] = -np.inf
-already = m.bought[rows].multiply(sparse.csr_matrix(~split["consumable"], dtype=np.float32)).tocoo()
-scores[already.row, already.col] = -np.inf
-top = np.argsort(-scores, axis=1, kind="stable")[:, :10]
-top = np.where(np.isfinite(np.take_along_axis(scores, top, axis=1)), top, -1)
-print(json.dumps({"als": ranking_metrics(top, split["relevant"], 10), "fit_s": round(fit_s, 1)}))
+print(json.dumps({"als": ranking_metrics(top10(best[1], rows[~val]), test_rel, 10), "alpha": best[0],
+                  "validation_ndcg_by_alpha": tuning, "fit_s_4_alphas": round(fit_s, 1)}))
 """,
 }
 
@@ -149,13 +162,13 @@ def bench_size(size: int, backend: str, days: int) -> list[dict]:
             res = row["result"] or {}
             metric = res.get("itemknn") or res.get("als")
             cells = f"{metric['recall@10']:>9.4f} {metric['ndcg@10']:>8.4f}" if metric else f"{'':>9} {'':>8}"
-            detail = {k: v for k, v in res.items() if k not in ("itemknn", "als", "popularity")}
+            detail = {k: v for k, v in res.items() if k not in ("itemknn", "als", *COMPARED)}
             print(f"{size:>10} {backend:<10} {step:<22} {row['wall_s']:>8} {row['peak_mb']:>8}  {cells}  {detail}",
                   flush=True)
-            if "popularity" in res:
-                pop = res["popularity"]
-                print(f"{size:>10} {backend:<10} {'  popularity baseline':<22} {'':>8} {'':>8}  "
-                      f"{pop['recall@10']:>9.4f} {pop['ndcg@10']:>8.4f}", flush=True)
+            for name, label in COMPARED.items():
+                if name in res:
+                    print(f"{size:>10} {backend:<10} {'  ' + label:<22} {'':>8} {'':>8}  "
+                          f"{res[name]['recall@10']:>9.4f} {res[name]['ndcg@10']:>8.4f}", flush=True)
     finally:
         drop()
         shutil.rmtree(workdir, ignore_errors=True)

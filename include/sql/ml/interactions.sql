@@ -1,9 +1,10 @@
 -- Implicit feedback for the recommender: per customer, product and kind of interaction
 -- (view, cart, wishlist, order), a time-decayed count of touches in [:since, :as_of).
 -- Decay is a step function of age: < 30 d = 1, < 90 d = 0.7, < 180 d = 0.45, < 365 d = 0.25,
--- older 0.1; Python weights the kinds. With :holdout = 1 (offline evaluation) the touches of
--- a customer listed in ml_holdout_baskets count only before that customer's cutoff_at.
--- Parameters: :as_of, :since, :d30, :d90, :d180, :d365, :holdout (0 or 1).
+-- older 0.1; Python weights the kinds. With :holdout_run = an evaluation's run id, the touches
+-- of a customer held out in that run (ml_holdout_baskets) count only before their cutoff_at;
+-- '' = no evaluation.
+-- Parameters: :as_of, :since, :d30, :d90, :d180, :d365, :holdout_run.
 -- Grain: one row per (customer_id, product_id, kind).
 WITH touches AS (
     SELECT e.customer_id, e.product_id,
@@ -28,6 +29,6 @@ SELECT t.customer_id, t.product_id, t.kind,
                 ELSE 0.1 END) AS weight,
        COUNT(*) AS touches
 FROM touches t
-LEFT JOIN ml_holdout_baskets h ON h.customer_id = t.customer_id
-WHERE :holdout = 0 OR h.customer_id IS NULL OR t.touched_at < h.cutoff_at
+LEFT JOIN ml_holdout_baskets h ON h.run_id = :holdout_run AND h.customer_id = t.customer_id
+WHERE h.customer_id IS NULL OR t.touched_at < h.cutoff_at
 GROUP BY t.customer_id, t.product_id, t.kind

@@ -1,40 +1,67 @@
-"""Offline evaluation of the recommender: leave the last basket out.
+"""Offline evaluation of the recommender: leave the last basket out, honestly.
 
 For a sample of customers with at least two orders, their last order before as-of is held out
-(``ml_holdout_baskets``), and the model is retrained on everything else, each evaluated
-customer's touches counting only until the day before that order (so the views and carts
-of the very session that led to it do not leak it). Then, over those customers, the top ``k``
-products of the recommender and of the popularity baseline (the same exclusions: nothing the
-customer bought before unless consumable, nothing unknown) are compared with the products of
-the held-out basket:
+and everything is learned again without it — the feedback matrix, the item-item model *and*
+the consumables (repurchase intervals): each evaluated customer counts only with what they did
+before the day preceding that order (``SESSION_GUARD``: the views and carts of the very
+session that led to it do not leak it). Learning the consumables from all orders would let a
+held-out re-purchase make its own product a consumable, which the own-feedback term then ranks
+first for exactly that customer (the leak of issue 14).
+
+The held-out baskets are written to ``ml_holdout_baskets`` under a run id of their own (so
+that two evaluations at once never see each other's) and removed when the evaluation ends.
+
+Evaluated customers are split by a hash of their id into a **validation** half (for tuning
+weights and baselines' settings, e.g. ALS's alpha in the benchmark) and a **test** half, the
+only one the model card reports. Over the test half, the top ``k`` products of each ranking
+(the same exclusions: nothing the customer bought before unless consumable, nothing unknown)
+are compared with the products of the held-out basket:
 
 * ``recall@k`` = share of the basket's products found in the top ``k``;
 * ``NDCG@k`` = discounted cumulative gain of the hits, normalised by the best possible ranking.
 
-Stock is not filtered here (today's stock says nothing about the past basket).
+Rankings compared: the recommender; its ablations (``knn_only``: no own-feedback term;
+``repeat_only``: own feedback and the popularity tie-break, no neighbours); and the baselines
+``popularity`` (by purchases: distinct buyers per product), ``popularity_weighted`` (the
+recommender's view-weighted popularity) and ``own_history`` (the customer's own re-buys and
+re-views, then popularity by purchases). Stock is not filtered (today's stock says nothing
+about the past basket).
 """
 
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timedelta
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from relance.ml.itemknn import MAX_ITEMS, ItemKNN, catalog, eligibility, interactions
+from relance.ml.repeats import repurchase_intervals
 from relance.warehouse import Warehouse
 
 SESSION_GUARD = timedelta(days=1)
+#: Leftovers of a crashed evaluation are removed by the next one after this long.
+STALE_AFTER = timedelta(days=1)
+
+
+def _hash(value: Any) -> str:
+    return hashlib.blake2b(str(value).encode(), digest_size=8).hexdigest()
 
 
 def sample_customers(customers: pd.Series, max_customers: int) -> pd.Series:
     """A deterministic sample (by hash of the id), stable from one day to the next."""
     if len(customers) <= max_customers:
         return customers
-    keys = customers.map(lambda c: hashlib.blake2b(str(c).encode(), digest_size=8).hexdigest())
+    keys = customers.map(_hash)
     return customers[keys.sort_values(kind="stable").index[:max_customers]]
+
+
+def is_validation(customer_id: Any) -> bool:
+    """Half of the evaluated customers, by a hash of the id independent of the sample's."""
+    return int(_hash(f"validation:{customer_id}"), 16) % 2 == 0
 
 
 def ranking_metrics(recommended: np.ndarray, relevant: list[set[int]], k: int) -> dict[str, float]:
@@ -54,11 +81,19 @@ def ranking_metrics(recommended: np.ndarray, relevant: list[set[int]], k: int) -
             "customers": len(recalls)}
 
 
-def popularity_top(model, allowed: np.ndarray, consumable: np.ndarray, user_rows: np.ndarray,
-                   k: int) -> np.ndarray:
-    """The baseline: most popular allowed products, minus what each customer already bought."""
-    order = np.argsort(-np.where(allowed, model.popularity, -np.inf), kind="stable")
-    order = order[np.isfinite(np.where(allowed, model.popularity, -np.inf))[order]]
+def purchase_popularity(model: ItemKNN) -> np.ndarray:
+    """Distinct buyers per item in the training data (the plain popularity baseline)."""
+    return np.asarray((model.bought > 0).sum(axis=0), dtype=np.float64).ravel()
+
+
+def popularity_top(model: ItemKNN, allowed: np.ndarray, consumable: np.ndarray, user_rows: np.ndarray,
+                   k: int, popularity: np.ndarray | None = None) -> np.ndarray:
+    """The most popular allowed products (default: by purchases), minus what each customer
+    already bought (unless consumable)."""
+    popularity = purchase_popularity(model) if popularity is None else popularity
+    masked = np.where(allowed, popularity, -np.inf)
+    order = np.argsort(-masked, kind="stable")
+    order = order[np.isfinite(masked[order])]
     out = np.full((len(user_rows), k), -1, dtype=np.int64)
     for n, row in enumerate(user_rows):
         bought = set(model.bought[row].indices.tolist())
@@ -67,22 +102,33 @@ def popularity_top(model, allowed: np.ndarray, consumable: np.ndarray, user_rows
     return out
 
 
-def holdout_split(wh: Warehouse, as_of: datetime, consumables: set[str], max_customers: int = 20_000,
-                  max_items: int | None = None) -> dict[str, Any] | None:
-    """Write ``ml_holdout_baskets`` for a sample of customers, retrain on what precedes their
-    baskets; returns the model, the item masks, the evaluated user rows and their baskets."""
+def holdout_split(wh: Warehouse, as_of: datetime, max_customers: int = 20_000,
+                  max_items: int | None = None, run_id: str | None = None) -> dict[str, Any] | None:
+    """Hold out the last basket of a sample of customers and learn everything again without
+    it (touches, item-item model, consumables). Returns the model, the item masks, the
+    evaluated user rows, their baskets, which of them are validation customers, and the
+    consumables learned for the evaluation; ``None`` when nobody has two orders yet."""
     last = pd.DataFrame(wh.query("ml/last_baskets", {"as_of": as_of}))
     if last.empty:
         return None
+    run_id = run_id or uuid.uuid4().hex
+    now = datetime.now(UTC)
     chosen = last.loc[sample_customers(last["customer_id"], max_customers).index]
     ordered_at = pd.to_datetime(chosen["ordered_at"], utc=True, format="mixed")
-    holdout_rows = [{"customer_id": c, "order_id": o, "cutoff_at": (t - SESSION_GUARD).to_pydatetime()}
+    holdout_rows = [{"run_id": run_id, "customer_id": c, "order_id": o,
+                     "cutoff_at": (t - SESSION_GUARD).to_pydatetime(), "created_at": now}
                     for c, o, t in zip(chosen["customer_id"], chosen["order_id"], ordered_at, strict=True)]
+    clear = {"run_id": run_id, "stale_before": now - STALE_AFTER}
     with wh.begin() as conn:
-        wh.execute("ml/clear_holdout_baskets", None, conn)
+        wh.execute("ml/clear_holdout_baskets", clear, conn)
         wh.insert_rows("ml_holdout_baskets", holdout_rows, conn)
-    touches = interactions(wh, as_of, holdout=True)
-    truth = pd.DataFrame(wh.query("ml/holdout_items"))
+    try:
+        consumables = set(repurchase_intervals(wh, as_of, holdout_run=run_id)["product_id"])
+        touches = interactions(wh, as_of, holdout_run=run_id)
+        truth = pd.DataFrame(wh.query("ml/holdout_items", {"run_id": run_id}),
+                             columns=["customer_id", "product_id"])
+    finally:
+        wh.execute("ml/clear_holdout_baskets", clear)
     model = ItemKNN.fit(touches, max_items=max_items or MAX_ITEMS)
     allowed, consumable = eligibility(model, catalog(wh), consumables, check_stock=False)
 
@@ -92,32 +138,52 @@ def holdout_split(wh: Warehouse, as_of: datetime, consumables: set[str], max_cus
     positions = model.items.get_indexer(truth["product_id"])
     for customer, pos in zip(truth["customer_id"], positions, strict=True):
         truth_sets[customer].add(int(pos))  # -1 (a product never seen in training) can never be hit
-    return {"model": model, "allowed": allowed, "consumable": consumable, "held_out": int(len(chosen)),
-            "user_rows": model.users.get_indexer(evaluated), "relevant": [truth_sets[c] for c in evaluated]}
+    return {"model": model, "allowed": allowed, "consumable": consumable, "consumables": consumables,
+            "held_out": int(len(chosen)), "user_rows": model.users.get_indexer(evaluated),
+            "relevant": [truth_sets[c] for c in evaluated],
+            "validation": np.array([is_validation(c) for c in evaluated], dtype=bool), "run_id": run_id}
 
 
-def leave_last_basket_out(wh: Warehouse, as_of: datetime, consumables: set[str], top_n: int = 10,
-                          max_customers: int = 20_000, max_items: int | None = None) -> dict[str, Any]:
-    split = holdout_split(wh, as_of, consumables, max_customers, max_items)
+def rankings(split: dict[str, Any], rows: np.ndarray, k: int) -> dict[str, np.ndarray]:
+    """Top ``k`` of the recommender, its ablations and the baselines for the given user rows."""
+    model, allowed, consumable = split["model"], split["allowed"], split["consumable"]
+    by_purchases = purchase_popularity(model)
+    return {
+        "recommender": model.recommend(rows, allowed, consumable, n=k)[0],
+        "knn_only": model.recommend(rows, allowed, consumable, n=k, repeat_weight=0.0)[0],
+        "repeat_only": model.recommend(rows, allowed, consumable, n=k, knn_weight=0.0)[0],
+        "own_history": model.recommend(rows, allowed, consumable, n=k, knn_weight=0.0, popularity=by_purchases)[0],
+        "popularity": popularity_top(model, allowed, consumable, rows, k, by_purchases),
+        "popularity_weighted": popularity_top(model, allowed, consumable, rows, k, model.popularity),
+    }
+
+
+def leave_last_basket_out(wh: Warehouse, as_of: datetime, top_n: int = 10, max_customers: int = 20_000,
+                          max_items: int | None = None) -> dict[str, Any]:
+    split = holdout_split(wh, as_of, max_customers, max_items)
     if split is None:
         return {"skipped": "no customer with two orders yet"}
-    model, allowed, consumable = split["model"], split["allowed"], split["consumable"]
-    recommended, _ = model.recommend(split["user_rows"], allowed, consumable, n=top_n)
-    baseline = popularity_top(model, allowed, consumable, split["user_rows"], top_n)
-    ours = ranking_metrics(recommended, split["relevant"], top_n)
-    popular = ranking_metrics(baseline, split["relevant"], top_n)
+    test = ~split["validation"]
+    relevant = [r for r, keep in zip(split["relevant"], test, strict=True) if keep]
+    figures = {name: ranking_metrics(top, relevant, top_n)
+               for name, top in rankings(split, split["user_rows"][test], top_n).items()}
+    ours = figures["recommender"]
     result: dict[str, Any] = {
-        "protocol": "leave last basket out: each sampled customer's last order held out, training on "
-                    "touches before the day preceding it; same exclusions for both rankings",
+        "protocol": "leave last basket out: each sampled customer's last order held out; touches, item-item "
+                    "model and consumables learned again from what precedes the day before it; figures on the "
+                    "test half of the evaluated customers (the other half is for tuning); same exclusions for "
+                    "every ranking",
         "held_out_customers": split["held_out"],
         "evaluated_customers": ours["customers"],
+        "validation_customers": int(split["validation"].sum()),
+        "consumables": len(split["consumables"]),
         "recommender": ours,
-        "popularity": popular,
+        "ablations": {name: figures[name] for name in ("knn_only", "repeat_only")},
+        "baselines": {name: figures[name] for name in ("popularity", "popularity_weighted", "own_history")},
+        "popularity": figures["popularity"],
     }
-    key = f"recall@{top_n}"
-    if popular[key] > 0:
-        result[f"{key}_lift_over_popularity"] = round(ours[key] / popular[key], 3)
-    ndcg = f"ndcg@{top_n}"
-    if popular[ndcg] > 0:
-        result[f"{ndcg}_lift_over_popularity"] = round(ours[ndcg] / popular[ndcg], 3)
+    for metric in (f"recall@{top_n}", f"ndcg@{top_n}"):
+        best = max(figures[name][metric] for name in result["baselines"])
+        if best > 0:
+            result[f"{metric}_lift_over_best_baseline"] = round(ours[metric] / best, 3)
     return result

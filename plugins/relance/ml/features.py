@@ -23,10 +23,13 @@ def _days_before(moment: datetime, column: pd.Series) -> pd.Series:
     return (pd.Timestamp(moment) - stamps).dt.total_seconds() / 86400.0
 
 
-def customer_features(wh: Warehouse, as_of: datetime) -> pd.DataFrame:
-    """One row per customer created before ``as_of``: RFM and behaviour (index: customer_id)."""
+def customer_features(wh: Warehouse, as_of: datetime, snapshot: bool = False) -> pd.DataFrame:
+    """One row per customer known before ``as_of``: RFM and behaviour as of then, order statuses
+    included (index: customer_id). ``snapshot``: a past snapshot (training, evaluation), whose
+    population is only the customers with evidence of existing before ``as_of``; otherwise
+    (scoring as of the run) customers without a ``created_at`` trait are scored too."""
     params = {"as_of": as_of, "d30": as_of - timedelta(days=30), "d90": as_of - timedelta(days=90),
-              "d365": as_of - timedelta(days=365)}
+              "d365": as_of - timedelta(days=365), "snapshot": int(snapshot)}
     frame = pd.DataFrame(wh.query("ml/customer_features", params))
     if frame.empty:
         frame = pd.DataFrame(columns=["customer_id", "created_at", "frequency", "monetary", "refunds",

@@ -42,9 +42,12 @@ def read_frame(wh: Warehouse, name: str, params: dict[str, Any] | None = None) -
     return pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=columns)
 
 
-def interactions(wh: Warehouse, as_of: datetime, holdout: bool = False) -> pd.DataFrame:
-    """(customer_id, product_id, weight, bought): kind-weighted, time-decayed touches before as_of."""
-    params = {"as_of": as_of, "since": as_of - HISTORY, "holdout": int(holdout),
+def interactions(wh: Warehouse, as_of: datetime, holdout_run: str = "") -> pd.DataFrame:
+    """(customer_id, product_id, weight, bought): kind-weighted, time-decayed touches before as_of.
+
+    ``holdout_run``: an offline evaluation's run id — the customers it holds out count only
+    with their touches before their cutoff (``ml_holdout_baskets``)."""
+    params = {"as_of": as_of, "since": as_of - HISTORY, "holdout_run": holdout_run,
               **{f"d{d}": as_of - timedelta(days=d) for d in (30, 90, 180, 365)}}
     frame = read_frame(wh, "ml/interactions", params)
     if frame.empty:
@@ -99,10 +102,16 @@ class ItemKNN:
         return cls(pd.Index(users), items, feedback, bought, similarity, popularity, stats)
 
     def recommend(self, user_rows: np.ndarray, allowed: np.ndarray, consumable: np.ndarray,
-                  n: int = TOP_N) -> tuple[np.ndarray, np.ndarray]:
+                  n: int = TOP_N, repeat_weight: float = REPEAT_WEIGHT, knn_weight: float = 1.0,
+                  popularity: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top ``n`` (item positions, scores) for the given user rows; ``allowed`` and
-        ``consumable`` are boolean per item. Position -1 where fewer than ``n`` items qualify."""
-        pop = self.popularity / max(float(self.popularity.max(initial=0.0)), 1e-9)
+        ``consumable`` are boolean per item. Position -1 where fewer than ``n`` items qualify.
+
+        ``knn_weight`` × the neighbours' term + ``repeat_weight`` × the customer's own feedback
+        + a popularity tie-break (``popularity`` per item, default the model's); the offline
+        evaluation varies them for its ablations and baselines."""
+        popularity = self.popularity if popularity is None else popularity
+        pop = popularity / max(float(popularity.max(initial=0.0)), 1e-9)
         base = np.where(allowed, POPULARITY_TIE_BREAK * pop, -np.inf).astype(np.float32)
         out_items = np.full((len(user_rows), n), -1, dtype=np.int64)
         out_scores = np.zeros((len(user_rows), n), dtype=np.float32)
@@ -110,7 +119,10 @@ class ItemKNN:
         for lo in range(0, len(user_rows), BATCH):
             rows = user_rows[lo: lo + BATCH]
             own = self.feedback[rows]
-            scores = (own @ self.similarity + REPEAT_WEIGHT * own).toarray() + base
+            combined = repeat_weight * own
+            if knn_weight:
+                combined = combined + knn_weight * (own @ self.similarity)
+            scores = combined.toarray() + base
             already = self.bought[rows].multiply(sparse.csr_matrix(~consumable, dtype=np.float32)).tocoo()
             scores[already.row, already.col] = -np.inf
             if k == 0:

@@ -18,9 +18,8 @@ popularity fallback and repurchase intervals.
 * **Up-sells**: same product type, 15 %–200 % dearer, in stock, ranked by popularity.
 * **Popularity fallback**: the most interacted-with in-stock products (time-decayed), stored in
   ``recommendations`` under ``customer_id = '*'``.
-* **Repurchase intervals**: median gap between consecutive purchases of the same product by the
-  same customer, for products that enough buyers buy again (``MIN_REPEAT_SHARE``) at regular
-  intervals (``MAX_SPREAD``: chance repeats of durable goods are irregular) —
+* **Repurchase intervals** (:mod:`relance.ml.repeats`): median gap between consecutive purchases
+  of the same product by the same customer, for products bought again at regular intervals —
   ``product_repurchase_intervals``; those products count as consumables.
 """
 
@@ -52,6 +51,7 @@ from relance.ml.itemknn import (
     read_frame,
     top_k_per_row,
 )
+from relance.ml.repeats import repurchase_intervals
 from relance.ml.store import ModelStore
 from relance.warehouse import Warehouse
 
@@ -65,11 +65,6 @@ MIN_SUPPORT = 3
 MIN_LIFT = 2.0
 UPSELLS_N = 3
 UPSELL_PRICE_RATIO = (1.15, 3.0)
-MIN_GAP_DAYS = 3.0
-MIN_GAPS = 3
-MIN_REPEAT_SHARE = 0.10
-#: Regular habits only: median absolute deviation of the gaps, relative to their median.
-MAX_SPREAD = 0.25
 RETENTION = timedelta(days=14)
 
 
@@ -112,35 +107,6 @@ def upsells(products: pd.DataFrame, popularity: pd.Series, n: int = UPSELLS_N) -
                          price_ratio=pairs["price_ratio"].round(4))
     pairs = pairs.sort_values(["product_id", "score", "upsell_id"], ascending=[True, False, True])
     return pairs.groupby("product_id", sort=False).head(n)[["product_id", "upsell_id", "score", "price_ratio"]]
-
-
-def repurchase_intervals(wh: Warehouse, as_of: datetime) -> pd.DataFrame:
-    """Per product bought again by enough of its buyers: median days between purchases."""
-    columns = ["product_id", "interval_days", "gaps", "repeat_buyers", "buyers"]
-    repeats = read_frame(wh, "ml/repeat_purchases", {"as_of": as_of})
-    buyers = read_frame(wh, "ml/product_buyers", {"as_of": as_of})
-    if repeats.empty or buyers.empty:
-        return pd.DataFrame(columns=columns)
-    repeats["ordered_at"] = pd.to_datetime(repeats["ordered_at"], utc=True, format="mixed")
-    repeats = repeats.sort_values(["customer_id", "product_id", "ordered_at"], kind="stable")
-    same_pair = (repeats["customer_id"] == repeats["customer_id"].shift()) & (
-        repeats["product_id"] == repeats["product_id"].shift())
-    gap_days = repeats["ordered_at"].diff().dt.total_seconds() / 86400.0
-    gaps = pd.DataFrame({"product_id": repeats["product_id"], "gap": gap_days})[same_pair]
-    gaps = gaps[gaps["gap"] >= MIN_GAP_DAYS]
-    per_product = gaps.groupby("product_id")["gap"].agg(interval_days="median", gaps="count").reset_index()
-    deviation = (gaps["gap"] - gaps["product_id"].map(per_product.set_index("product_id")["interval_days"])).abs()
-    spread = deviation.groupby(gaps["product_id"]).median()
-    per_product["spread"] = per_product["product_id"].map(spread) / per_product["interval_days"]
-    per_product = per_product.merge(buyers, on="product_id")
-    per_product["repeat_buyers"] = per_product["repeat_buyers"].astype(int)
-    per_product["buyers"] = per_product["buyers"].astype(int)
-    keep = ((per_product["gaps"] >= MIN_GAPS)
-            & (per_product["repeat_buyers"] >= MIN_REPEAT_SHARE * per_product["buyers"])
-            & (per_product["spread"] <= MAX_SPREAD))
-    out = per_product[keep].copy()
-    out["interval_days"] = out["interval_days"].round(1)
-    return out[columns].sort_values("product_id").reset_index(drop=True)
 
 
 # -- the DAG's entry point ------------------------------------------------------------------
@@ -192,7 +158,7 @@ def train_recommendations(wh: Warehouse, as_of: datetime, store: ModelStore | No
             wh.insert_rows(table, _records(frame, cols), conn)
     timings["write_s"] = round(time.perf_counter() - t, 2)
 
-    evaluation = (leave_last_basket_out(wh, as_of, consumables, top_n=top_n, max_customers=max_eval_customers,
+    evaluation = (leave_last_basket_out(wh, as_of, top_n=top_n, max_customers=max_eval_customers,
                                         max_items=max_items) if evaluate else {"skipped": "evaluate=False"})
     card = {
         "model": MODEL, "version": version, "as_of": as_of.isoformat(),

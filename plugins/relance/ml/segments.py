@@ -115,8 +115,8 @@ def train_propensity(wh: Warehouse, as_of: datetime) -> tuple[Any | None, dict[s
 
     t1 = as_of - HORIZON
     t0 = t1 - HORIZON
-    train_x = customer_features(wh, t0)
-    test_x = customer_features(wh, t1)
+    train_x = customer_features(wh, t0, snapshot=True)
+    test_x = customer_features(wh, t1, snapshot=True)
     train_y = train_x.index.isin(purchase_labels(wh, t0, t1)).astype(int)
     test_y = test_x.index.isin(purchase_labels(wh, t1, as_of)).astype(int)
     card: dict[str, Any] = {
