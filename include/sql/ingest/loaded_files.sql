@@ -1,3 +1,3 @@
--- Landing files already loaded, of one kind.
--- Parameters: :kind ('events' | 'catalog').
-SELECT source_file, loaded_at FROM ingest_files WHERE kind = :kind
+-- The landing files of one kind already loaded, with the content hash recorded at load (NULL
+-- before migration 0014). Parameters: :kind.
+SELECT source_file, checksum FROM ingest_files WHERE kind = :kind

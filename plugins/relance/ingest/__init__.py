@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import Counter
 from datetime import datetime, timedelta
@@ -82,6 +83,15 @@ def ingest_events(wh: Warehouse, landing: Landing, start: datetime, end: datetim
     return dict(totals)
 
 
+def _checksum(landing: Landing, file: LandingFile) -> str:
+    """SHA-256 of a landing file's content, read as a stream."""
+    digest = hashlib.sha256()
+    with landing.open(file) as stream:
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def ingest_catalog(wh: Warehouse, landing: Landing, end: datetime) -> dict[str, int]:
     """Load the newest snapshot dated on or before the window's last day, and any older one
     never loaded (a gap), so price and stock diffs between consecutive days stay complete."""
@@ -89,14 +99,19 @@ def ingest_catalog(wh: Warehouse, landing: Landing, end: datetime) -> dict[str, 
     dates = [d for d in landing.catalog_dates() if d <= last_day]
     if not dates:
         return {"snapshots": 0}
-    loaded = {r["source_file"] for r in wh.query("ingest/loaded_files", {"kind": "catalog"})}
+    loaded = {r["source_file"]: r["checksum"] for r in wh.query("ingest/loaded_files", {"kind": "catalog"})}
     totals: Counter[str] = Counter()
     for day in dates:
         file = landing.catalog_file(day)
         if file is None or (file.uri in loaded and day != dates[-1]):
             continue
+        # the newest snapshot is looked at every hour, loaded again only when its content changed
+        checksum = _checksum(landing, file)
+        if loaded.get(file.uri) == checksum:
+            totals["unchanged"] += 1
+            continue
         with landing.open(file) as stream:
-            stats = load_snapshot(wh, stream, file.uri, day, file.size, now=end)
+            stats = load_snapshot(wh, stream, file.uri, day, file.size, now=end, checksum=checksum)
         totals.update(stats)
         totals["snapshots"] += 1
         log.info("catalog %s: %s", file.uri, stats)

@@ -215,9 +215,11 @@ def _records(reader) -> Iterable[list[str] | Exception]:
 
 
 def load_snapshot(wh: Warehouse, data: bytes | BinaryIO, source_file: str, snapshot_date: date,
-                  size: int | None, now: datetime) -> dict[str, int]:
+                  size: int | None, now: datetime, checksum: str | None = None) -> dict[str, int]:
     """Replace one day's snapshot and roll ``products`` forward to it (never backward), unless the
-    snapshot is refused: then the day keeps what it had, and the refusal is quarantined."""
+    snapshot is refused: then the day keeps what it had, and the refusal is quarantined.
+    ``checksum`` (of the file's content) is recorded with the file: the same content is not
+    loaded again (:func:`relance.ingest.ingest_catalog`)."""
     rows, bad, dropped, refused = parse_catalog(data, source_file, snapshot_date, now)
     with wh.begin() as conn:
         if refused:
@@ -228,6 +230,8 @@ def load_snapshot(wh: Warehouse, data: bytes | BinaryIO, source_file: str, snaps
             return {"products": 0, "quarantined": len(bad) - 1, "refused": 1}
         wh.execute("ingest/delete_snapshot", {"snapshot_date": snapshot_date}, conn)
         wh.insert_rows("product_snapshots", rows, conn)
+        wh.execute("ingest/snapshot_previous", {"snapshot_date": snapshot_date}, conn)
+        wh.execute("ingest/snapshot_previous_next", {"snapshot_date": snapshot_date}, conn)
         wh.execute("ingest/roll_products_forward", {"snapshot_date": snapshot_date}, conn)
         # a product whose row is bad today is still in the feed: it keeps its last good state
         kept = sorted({""} | {b["product_id"] for b in bad if b["product_id"]})
@@ -242,4 +246,5 @@ def load_snapshot(wh: Warehouse, data: bytes | BinaryIO, source_file: str, snaps
             "source_file": source_file, "kind": "catalog", "size_bytes": size, "lines": len(rows) + len(bad),
             "loaded": len(rows), "duplicates": 0, "quarantined": len(bad), "loaded_at": now}], conn,
             on_conflict_do_nothing=["source_file"])
+        wh.execute("ingest/record_checksum", {"source_file": source_file, "checksum": checksum}, conn)
     return {"products": len(rows), "quarantined": len(bad), "delisted": max(delisted, 0)}
