@@ -21,11 +21,19 @@ the campaign planners run on fresh data.
 
 To reload a past period: *Trigger → Backfill* on this DAG (or
 `airflow backfill create --dag-id ingest_behaviour --from-date … --to-date …`).
+
+**Params**
+* `forget_customer_ids` — an **erasure request** (GDPR art. 17): the customer ids (Segment
+  `userId`) to forget once the interval is loaded. Each one's personal data is removed from every
+  table of the warehouse (`relance.privacy`; the same as `relance forget CUSTOMER_ID`), their
+  addresses stay on the suppression list only hashed, so they are never mailed again, even if an
+  address comes back in a later identify. The task log and XCom hold counts, never an id or an
+  address. Empty (the default, every scheduled run): the `forget_customers` task is skipped.
 """
 
 from __future__ import annotations
 
-from airflow.sdk import dag, task
+from airflow.sdk import Param, dag, task
 
 from relance.airflow_support import BEHAVIOUR, DEFAULT_ARGS, START_DATE, interval_timetable
 
@@ -38,6 +46,12 @@ from relance.airflow_support import BEHAVIOUR, DEFAULT_ARGS, START_DATE, interva
     default_args=DEFAULT_ARGS,
     tags=["relance", "ingest"],
     doc_md=__doc__,
+    params={"forget_customer_ids": Param(
+        [], type="array", title="Erasure request: customer ids to forget",
+        items={"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[^\\x00-\\x1f]+$"},
+        maxItems=100, uniqueItems=True,
+        description="Segment userIds (one per line) whose personal data is removed from the warehouse "
+                    "after this run's load; their addresses stay suppressed, hashed. Leave empty otherwise.")},
 )
 def ingest_behaviour():
     @task(outlets=[BEHAVIOUR])
@@ -50,7 +64,20 @@ def ingest_behaviour():
         start, end = run_window(context)
         return ingest_window(warehouse.connect(), settings.landing_uri(), start, end)
 
-    load_interval()
+    @task
+    def forget_customers(**context) -> dict:
+        """Carry out the erasure request of the trigger form, if any (counts only in log and XCom)."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from relance import settings, warehouse
+        from relance.privacy import forget_customers as forget
+
+        customer_ids = context["params"]["forget_customer_ids"] or []
+        if not customer_ids:
+            raise AirflowSkipException("no erasure request (Param forget_customer_ids is empty)")
+        return forget(warehouse.connect(), customer_ids, settings.wall_clock())
+
+    load_interval() >> forget_customers()
 
 
 ingest_behaviour()

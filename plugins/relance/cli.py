@@ -1,4 +1,4 @@
-"""The ``relance`` command line: ``db upgrade``, ``shopsim``, ``report``, ``demo``, ``ses setup``."""
+"""The ``relance`` command line: ``db upgrade``, ``shopsim``, ``report``, ``demo``, ``ses setup``, ``forget``."""
 
 from __future__ import annotations
 
@@ -54,6 +54,17 @@ def _ses_setup(args: argparse.Namespace) -> int:
     return 0
 
 
+def _forget(args: argparse.Namespace) -> int:
+    """An erasure request: the customer's personal data out of every table, a hashed suppression kept."""
+    from relance import privacy, settings, warehouse
+
+    done = privacy.forget_customer(warehouse.connect(args.url), args.customer_id, settings.wall_clock())
+    tables = ", ".join(f"{t} {n}" for t, n in sorted(done["tables"].items())) or "nothing left to remove"
+    print(f"erasure done: {done['addresses']} address(es) kept only hashed on the suppression list; "
+          f"{done['rows_changed']} row(s) deleted or scrubbed ({tables})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="relance", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -89,6 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     setup.add_argument("--contact-list", help="default: Variable tm_ses_contact_list, else 'relance'")
     setup.add_argument("--topic", help="default: Variable tm_ses_topic, else 'marketing'")
     setup.set_defaults(func=_ses_setup)
+
+    forget = sub.add_parser("forget", help="erasure request: remove a customer's personal data from every table; "
+                                           "their addresses stay suppressed, hashed, so they are never mailed again")
+    forget.add_argument("customer_id", help="the customer's Segment userId")
+    forget.add_argument("--url", help="SQLAlchemy URI (default: the 'warehouse' connection)")
+    forget.set_defaults(func=_forget)
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["shopsim"]:

@@ -22,6 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from relance.ingest.identity import guest_customer_id
+from relance.keys import address_hash
 from relance.warehouse import Warehouse
 
 # Segment e-commerce v2 + the product's own events (SPEC §5) → properties they must carry.
@@ -519,10 +520,15 @@ def write_batch(wh: Warehouse, batch: ParsedBatch, conn) -> dict[str, int]:
     wh.insert_rows("identity_links", batch.links, conn, on_conflict_do_nothing=["anonymous_id"])
     traits = _latest_traits(batch.traits)
     if traits:
-        wh.execute("ingest/clear_stage_traits", {"batch_id": batch_id}, conn)
+        private = wh.private_stage("stage_customer_traits", conn)
+        if not private:
+            wh.execute("ingest/clear_stage_traits", {"batch_id": batch_id}, conn)
         wh.insert_rows("stage_customer_traits", [{**r, "batch_id": batch_id} for r in traits], conn)
         wh.execute("ingest/merge_customer_traits", {"batch_id": batch_id}, conn)
-        wh.execute("ingest/clear_stage_traits", {"batch_id": batch_id}, conn)
+        if private:
+            wh.execute("TRUNCATE stage_customer_traits", conn=conn)
+        else:
+            wh.execute("ingest/clear_stage_traits", {"batch_id": batch_id}, conn)
     wh.insert_rows("consent_changes", batch.consent, conn, on_conflict_do_nothing=["message_id", "channel"])
     wh.insert_rows("orders", batch.orders, conn, on_conflict_do_nothing=["order_id"])
     wh.insert_rows("order_items", batch.order_items, conn, on_conflict_do_nothing=["order_id", "line_no"])
@@ -623,6 +629,7 @@ def refresh_customers(wh: Warehouse, conn, customer_ids: list[str]) -> None:
             created = cust.get("created_at")
             out.append({
                 "customer_id": cust["customer_id"], "email": cust.get("email"),
+                "email_hash": address_hash(cust["email"]) if cust.get("email") else None,
                 "first_name": cust.get("first_name"), "last_name": cust.get("last_name"),
                 "phone": cust.get("phone"), "birthday": birthday,
                 "birthday_mmdd": birthday[5:10] if birthday else None,

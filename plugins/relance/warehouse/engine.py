@@ -1,5 +1,9 @@
 """The SQLAlchemy engine of a warehouse URI: SQLite with WAL and ``BEGIN IMMEDIATE``
-(one writer at a time, readers unblocked), PostgreSQL with a small pool."""
+(one writer at a time, readers unblocked), PostgreSQL with a small pool.
+
+Both hide bound parameters from error messages (``hide_parameters``): a failed statement's
+exception, which Airflow writes to the task log, would otherwise quote the values it carried —
+customers' addresses and names among them."""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ def make_engine(uri: str) -> Engine:
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(uri, connect_args={"timeout": 120, "check_same_thread": False},
-                                  poolclass=sa.pool.NullPool)
+                                  poolclass=sa.pool.NullPool, hide_parameters=True)
 
         @sa.event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn, _record):
@@ -31,4 +35,4 @@ def make_engine(uri: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return sa.create_engine(uri, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    return sa.create_engine(uri, pool_pre_ping=True, pool_size=5, max_overflow=10, hide_parameters=True)
