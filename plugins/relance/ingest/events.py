@@ -520,15 +520,10 @@ def write_batch(wh: Warehouse, batch: ParsedBatch, conn) -> dict[str, int]:
     wh.insert_rows("identity_links", batch.links, conn, on_conflict_do_nothing=["anonymous_id"])
     traits = _latest_traits(batch.traits)
     if traits:
-        private = wh.private_stage("stage_customer_traits", conn)
-        if not private:
-            wh.execute("ingest/clear_stage_traits", {"batch_id": batch_id}, conn)
+        wh.execute("ingest/clear_stage_traits", {"batch_id": batch_id}, conn)
         wh.insert_rows("stage_customer_traits", [{**r, "batch_id": batch_id} for r in traits], conn)
         wh.execute("ingest/merge_customer_traits", {"batch_id": batch_id}, conn)
-        if private:
-            wh.execute("TRUNCATE stage_customer_traits", conn=conn)
-        else:
-            wh.execute("ingest/clear_stage_traits", {"batch_id": batch_id}, conn)
+        wh.execute("ingest/clear_stage_traits", {"batch_id": batch_id}, conn)
     wh.insert_rows("consent_changes", batch.consent, conn, on_conflict_do_nothing=["message_id", "channel"])
     wh.insert_rows("orders", batch.orders, conn, on_conflict_do_nothing=["order_id"])
     wh.insert_rows("order_items", batch.order_items, conn, on_conflict_do_nothing=["order_id", "line_no"])
