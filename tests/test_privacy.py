@@ -97,7 +97,11 @@ def test_forget_removes_every_personal_value_and_keeps_a_hashed_suppression(wh, 
 
     done = forget_customer(wh, "zoe", at("2026-11-20 14:00"))
 
-    assert leftovers(wh, ZOE_PERSONAL) == {}, "personal data left after the erasure"
+    after = leftovers(wh, ZOE_PERSONAL)
+    print(f"\n[privacy] erasure ({wh.dialect}): {sum(map(len, before.values()))} personal values in "
+          f"{len(before)} tables before, {sum(map(len, after.values()))} after; {done['rows_changed']} rows "
+          f"deleted or scrubbed in {len(done['tables'])} tables; {done['addresses']} address kept hashed")
+    assert after == {}, "personal data left after the erasure"
     assert not EMAIL.search(json.dumps(done)), "the result (XCom, CLI output) names no address"
     assert done["addresses"] == 1 and done["tables"]["customers"] == 1
     (suppression,) = wh.query("SELECT email, reason, source FROM suppressions")
@@ -142,6 +146,8 @@ def test_an_erased_address_that_comes_back_is_never_mailed_again(wh, tmp_path, s
         ("zoe", "cart_abandonment"), ("zoe-new", "order_confirmation")]
     assert {r["status"] for r in rows} == {"suppressed"}, rows       # not even the receipt
     assert all(r["reason"] == "address on the suppression list: complaint" for r in rows)
+    print(f"\n[privacy] erased address back in 2 identifies ({wh.dialect}): {len(rows)} messages planned, "
+          f"{sum(r['status'] == 'suppressed' for r in rows)} suppressed, {len(to_zoe()) - mailed} sent")
     assert mailed == 1 and len(to_zoe()) == mailed
     # the address is stored again only because the shop sent it again (customers), never in suppressions
     assert wh.scalar("SELECT COUNT(*) FROM suppressions WHERE email LIKE '%@%'") == 0
@@ -228,6 +234,8 @@ def test_task_logs_and_xcom_never_hold_an_address(dagbag, ses, warehouse_url, tm
     xcoms = xcom_values(runs)
     assert any('"rows_changed"' in x for x in xcoms) and any('"events_loaded"' in x for x in xcoms)
     leaks = [line for line in text.splitlines() if EMAIL.search(line) and "werkzeug" not in line]
+    print(f"\n[privacy] Airflow runs (7 DAG runs, INFO): {len(text.splitlines())} log lines and {len(xcoms)} "
+          f"XCom values scanned, {len(leaks)} + {sum(bool(EMAIL.search(x)) for x in xcoms)} with an address")
     assert not leaks, leaks[:5]
     assert not [x for x in xcoms if EMAIL.search(x)]
 
