@@ -228,18 +228,26 @@ def run_at(monkeypatch):
     campaign (those given override theirs). That Airflow runs these functions with these
     arguments is proven by tests/test_scenarios_airflow.py and tests/test_integration_airflow.py.
 
+    Relance is live from ``ingest_from`` on (the first planner run of a real deployment marks
+    its own interval start; a scenario that begins later than the events would otherwise treat
+    them as the onboarding history, which never triggers).
+
     Ingestion catches up over the gap between instants with the function the hourly
     ``ingest_behaviour`` task calls (scenarios jump months ahead; one run per hour would only
     repeat it).
     """
     from helpers import at, dispatch_at, plan_at
     from relance.campaigns.config import load_campaigns
+    from relance.campaigns.planner import mark_live_since
     from relance.ingest import ingest_window
 
     def run(wh, landing, campaigns: dict, instants: list[str], ingest_from: str, dispatch_runs: bool = True):
         monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", wh.uri)
         known = {**load_campaigns(), **campaigns}
         previous = at(ingest_from)
+        # the scenario starts with Relance already live: what happens from ingest_from on is not
+        # history (a later call never moves it; the go-live tests set it themselves)
+        mark_live_since(wh, previous)
         for text in instants:
             moment = at(text)
             assert moment.minute == 0, "scenario instants are run ends: on the hour"
