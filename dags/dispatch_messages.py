@@ -40,7 +40,7 @@ import logging
 
 from airflow.sdk import AssetOrTimeSchedule, Param, TriggerRule, dag, task
 
-from relance.airflow_support import DEFAULT_ARGS, OUTBOX, START_DATE, interval_timetable
+from relance.airflow_support import DEFAULT_ARGS, OUTBOX, SEND_RETRY_ARGS, START_DATE, interval_timetable
 from relance.settings import SES_POOL
 
 log = logging.getLogger(__name__)
@@ -70,16 +70,16 @@ def dispatch_messages():
         return prepare_batches(warehouse.connect(), load_campaigns(), as_of(context), settings.wall_clock(),
                                run_id=context["run_id"], dry_run=bool(context["params"]["dry_run"]))
 
-    @task(pool=SES_POOL, max_active_tis_per_dagrun=4)
+    @task(pool=SES_POOL, max_active_tis_per_dagrun=4, **SEND_RETRY_ARGS)
     def send_batch(batch_id: str, **context) -> dict:
         """Render and send one batch through SES."""
-        from relance import aws, settings, warehouse
+        from relance import settings, warehouse
         from relance.campaigns.config import load_campaigns
         from relance.dispatch import send_batch as send
-        from relance.messaging.ses import Pacer, SesSender
+        from relance.messaging.ses import Pacer, SesSender, ses_client
         from relance.timeutil import as_of
 
-        sender = SesSender(aws.client("sesv2", retries=0),
+        sender = SesSender(ses_client(),
                            Pacer(settings.max_send_rate() / settings.SES_POOL_SLOTS))
         return send(warehouse.connect(), batch_id, load_campaigns(), sender, as_of(context))
 

@@ -14,12 +14,13 @@ from typing import Any
 from relance import settings
 
 
-def client(service: str, retries: int = 3) -> Any:
+def client(service: str, retries: int = 3, connect_timeout: float = 60, read_timeout: float = 60) -> Any:
     """A boto3 client; ``retries=0`` turns botocore's own retries off (the SES sender retries
-    itself, and never after an ambiguous timeout)."""
+    itself, and never after an ambiguous timeout). The timeouts default to botocore's."""
     from botocore.config import Config
 
-    config = Config(retries={"total_max_attempts": retries + 1, "mode": "standard"}, max_pool_connections=16)
+    config = Config(retries={"total_max_attempts": retries + 1, "mode": "standard"}, max_pool_connections=16,
+                    connect_timeout=connect_timeout, read_timeout=read_timeout)
     if settings._in_airflow_task() and not os.environ.get("RELANCE_PLAIN_BOTO3"):
         from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 

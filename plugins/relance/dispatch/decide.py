@@ -15,6 +15,7 @@ from relance.dispatch.policy import (
     MAX_BATCHES,
     MIN_BATCH_SIZE,
     STALE_CLAIM,
+    batch_lease,
 )
 from relance.dispatch.rules import CHUNK, Decision, due_candidates
 from relance.keys import dry_run_key
@@ -40,8 +41,11 @@ def prepare(wh: Warehouse, campaigns: dict[str, Campaign], as_of: datetime, now:
     batch_ids: list[str] = []
     try:
         with wh.begin() as conn:
+            rate = settings.max_send_rate()
             run = Decision(wh, conn, campaigns, as_of, now, run_id, caps or settings.frequency_caps(),
-                           STALE_CLAIM, MAX_BATCHES, MIN_BATCH_SIZE, DELIVERABILITY_WINDOW, DELIVERABILITY_MIN_SENDS)
+                           STALE_CLAIM, MAX_BATCHES, MIN_BATCH_SIZE, DELIVERABILITY_WINDOW, DELIVERABILITY_MIN_SENDS,
+                           batch_lease=lambda position, rows: batch_lease(position, rows, rate,
+                                                                          settings.SES_POOL_SLOTS))
             candidates_before = due_candidates(wh, conn, campaigns, as_of) if dry_run else []
             for rule in BEFORE_SENDING:
                 rule.apply(run)

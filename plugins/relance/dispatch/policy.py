@@ -8,7 +8,7 @@ reason, and the row leaves the waiting set. The survivors are claimed into batch
 (``queued``); :func:`relance.dispatch.send_batch` then applies :data:`AT_SEND_TIME` row by
 row. Every entry names what it runs: an SQL file of ``include/sql/`` or a Python function.
 
-The thresholds are defined once: the dispatcher's below (``STALE_CLAIM``, batch sizes, the
+The thresholds are defined once: the dispatcher's below (``STALE_CLAIM``, the batch lease, batch sizes, the
 deliverability guard's window and minimum volume), the guard's rates ``settings.max_bounce_rate()``
 / ``max_complaint_rate()``, quiet
 hours ``settings.QUIET_HOURS_START`` / ``QUIET_HOURS_END`` (local hours), frequency caps
@@ -27,8 +27,18 @@ from datetime import timedelta
 from relance.dispatch import rules
 from relance.dispatch.rules import Decision
 
-#: A row left ``queued`` or ``sending`` longer than this by a dead run is put right.
-STALE_CLAIM = timedelta(minutes=30)
+#: A row left ``sending`` longer than this belongs to a dead send task (one SES call, with its
+#: safe retries and their backoff, takes well under a minute: the connect timeout of
+#: ``relance.messaging.ses`` is 5 s, its read timeout 30 s and a read timeout is never retried):
+#: it is reconciled from SES's Send event or marked ``unknown`` — never re-sent.
+STALE_CLAIM = timedelta(minutes=3)
+#: A batch's lease (``message_log.lease_until``, see :func:`batch_lease`) is the time it should
+#: take to send at the deployment's rate, plus this margin: Airflow scheduling the mapped task,
+#: SES backoffs. Past it, any dispatcher run may take the batch's ``queued`` rows back.
+LEASE_MARGIN = timedelta(minutes=2)
+#: A send task that gets this many ambiguous SES failures in a row stops (and fails: Airflow
+#: retries it), leaving the rest of its batch queued, rather than mark a whole batch ``unknown``.
+AMBIGUOUS_STREAK = 3
 #: Batches per run at most (the send tasks are mapped over them), each of at least MIN_BATCH_SIZE rows.
 MAX_BATCHES = 256
 MIN_BATCH_SIZE = 50
@@ -39,6 +49,16 @@ MIN_BATCH_SIZE = 50
 #: ``max_complaint_rate()`` (Variables ``tm_max_bounce_rate`` 0.04, ``tm_max_complaint_rate`` 0.0008).
 DELIVERABILITY_WINDOW = timedelta(days=7)
 DELIVERABILITY_MIN_SENDS = 200
+
+
+def batch_lease(position: int, rows: int, rate: float, slots: int) -> timedelta:
+    """How long the batch at ``position`` (0-based) in a run, of ``rows`` rows, is its send
+    task's: the send tasks run ``slots`` at a time (the ``ses_send`` pool), each at
+    ``rate / slots`` messages per second, so it ends after ``position // slots + 1`` waves of
+    ``rows * slots / rate`` seconds — plus :data:`LEASE_MARGIN`."""
+    rate = rate if rate > 0 else 1.0
+    waves = position // max(slots, 1) + 1
+    return timedelta(seconds=waves * rows * max(slots, 1) / rate) + LEASE_MARGIN
 
 
 @dataclass(frozen=True)
@@ -65,7 +85,8 @@ def _sql_rule(name: str, status: str, why: str) -> Rule:
 BEFORE_SENDING: tuple[Rule, ...] = (
     # -- what a dead run left behind is put right first -------------------------------------
     Rule("requeue_stale_queued", "planned",
-         f"a row a run claimed (queued) but never started sending for {STALE_CLAIM} waits again: SES never saw it",
+         "a row claimed into a batch (queued) whose lease is over (its send task and the task's retries died) "
+         "or into a batch of an earlier attempt of this run waits again: SES never saw it",
          _sql("outbox/requeue_stale_queued"), rules.requeue_stale_queued),
     Rule("reconcile_interrupted", "sent / unknown",
          f"a row left sending for {STALE_CLAIM} is sent if SES reported it, else unknown — never sent twice",
@@ -115,9 +136,16 @@ BEFORE_SENDING: tuple[Rule, ...] = (
 
 #: Applied by :func:`relance.dispatch.send_batch` to each claimed row (``sending`` first), in this order.
 AT_SEND_TIME: tuple[Rule, ...] = (
+    Rule("take_batch", None,
+         "the send task (or Airflow's retry of the same map index) renews its batch's lease on the rows still "
+         "queued in it", _sql("outbox/renew_lease")),
     Rule("interrupted_attempt", "sent / unknown",
          "a row an earlier attempt at this batch left sending is reconciled or unknown, never re-sent",
          f"{_sql('outbox/reconcile_sending')} + {_sql('outbox/mark_sending_unknown')}"),
+    Rule("expired_in_batch", "expired",
+         "due more than the campaign's max_lateness before the wall clock by the time its batch runs "
+         "(a batch that waited for a pool slot, a late retry): not sent",
+         "relance.dispatch.send.send_batch + include/sql/outbox/record_outcome.sql"),
     Rule("undefined", "failed", "the campaign or its step is no longer defined",
          "relance.dispatch.send.send_one"),
     Rule("no_content", "no_content", "a content block the template needs is empty (nothing to recommend…)",
@@ -127,8 +155,11 @@ AT_SEND_TIME: tuple[Rule, ...] = (
          "for the rest of the batch", "relance.dispatch.send.send_one"),
     Rule("retry", "planned", "SES throttled after every retry: back to planned for the next run",
          "relance.dispatch.send.send_batch + include/sql/outbox/release_for_retry.sql"),
-    Rule("unknown", "unknown", "SES's answer was lost (timeout): SES may have it, not re-sent",
-         "relance.dispatch.send.send_one"),
+    Rule("unknown", "unknown",
+         "the request may have reached SES but its answer was lost (read timeout, connection reset once "
+         "connected, gateway timeout): SES may have it, not re-sent; its Send event makes it sent. After "
+         "AMBIGUOUS_STREAK such rows in a row the task stops and Airflow retries it (the rest stay queued)",
+         "relance.dispatch.send.send_one via relance.messaging.ses.classify"),
     Rule("refused", "failed", "SES refused the message for good", "relance.dispatch.send.send_one"),
     Rule("sent", "sent", "SES accepted it; its MessageId is recorded", "include/sql/outbox/record_outcome.sql"),
 )
@@ -137,6 +168,6 @@ AT_SEND_TIME: tuple[Rule, ...] = (
 DECIDED_STATUSES = tuple(dict.fromkeys(
     part for rule in (*BEFORE_SENDING, *AT_SEND_TIME) if rule.status for part in rule.status.split(" / ")))
 
-__all__ = ["AT_SEND_TIME", "BEFORE_SENDING", "DECIDED_STATUSES", "DELIVERABILITY_MIN_SENDS", "DELIVERABILITY_WINDOW",
-           "MAX_BATCHES", "MIN_BATCH_SIZE", "STALE_CLAIM",
-           "Rule"]
+__all__ = ["AMBIGUOUS_STREAK", "AT_SEND_TIME", "BEFORE_SENDING", "DECIDED_STATUSES", "DELIVERABILITY_MIN_SENDS",
+           "DELIVERABILITY_WINDOW", "LEASE_MARGIN", "MAX_BATCHES", "MIN_BATCH_SIZE", "STALE_CLAIM",
+           "Rule", "batch_lease"]

@@ -46,6 +46,9 @@ class Decision:
     #: the deliverability guard's window and minimum volume (:mod:`relance.dispatch.policy`)
     guard_window: timedelta = timedelta(days=7)
     guard_min_sends: int = 200
+    #: (position of a batch in the run, its rows) → how long its send task has it
+    #: (:func:`relance.dispatch.policy.batch_lease` at the deployment's send rate)
+    batch_lease: Callable[[int, int], timedelta] = lambda position, rows: timedelta(minutes=30)
     batch_ids: list[str] = field(default_factory=list)
     #: set by the deliverability guard when it holds marketing: the reason written on the rows
     held: str | None = None
@@ -83,7 +86,9 @@ def due_candidates(wh: Warehouse, conn, campaigns: dict[str, Campaign], as_of: d
 
 # -- before the rules: what a dead run left behind ------------------------------------------
 def requeue_stale_queued(run: Decision) -> None:
-    run.wh.execute("outbox/requeue_stale_queued", {"stale_before": run.now - run.stale_claim}, run.conn)
+    prefix = f"{run.run_id}#"
+    run.wh.execute("outbox/requeue_stale_queued", {"now": run.now, "run_prefix": prefix,
+                                                   "run_prefix_len": len(prefix)}, run.conn)
 
 
 def reconcile_interrupted(run: Decision) -> None:
@@ -252,7 +257,7 @@ def cap_and_claim(run: Decision) -> None:
         ledger.load(wh.query("outbox/cap_usage", {"customer_ids": ids, "week_start": as_of - WEEK}, conn))
     size = max(run.min_batch_size, math.ceil(len(candidates) / run.max_batches))
     batch_ids: list[str] = []
-    in_batch = size
+    in_batch, lease_until = size, run.now
     for row in candidates:
         campaign = campaigns[row["campaign_id"]]
         reserve = not campaign.is_cap_exempt
@@ -264,10 +269,11 @@ def cap_and_claim(run: Decision) -> None:
                 continue
         if in_batch >= size:
             batch_ids.append(f"{run.run_id}#{len(batch_ids):04d}")
+            lease_until = run.now + run.batch_lease(len(batch_ids) - 1, size)
             in_batch = 0
         claimed = wh.execute("outbox/claim_into_batch", {
             "send_key": row["send_key"], "batch_id": batch_ids[-1], "queued_at": run.now, "as_of": as_of,
-            "cap_reserved_at": as_of if reserve else None}, conn)
+            "lease_until": lease_until, "cap_reserved_at": as_of if reserve else None}, conn)
         if claimed:
             in_batch += 1
             if reserve:

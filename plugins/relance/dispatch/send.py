@@ -1,16 +1,17 @@
-"""``send_batch``: per claimed row, claim (``sending``), render, send through SES, record the
-outcome — the send-time rules of :data:`relance.dispatch.policy.AT_SEND_TIME`."""
+"""``send_batch``: per row of the batch, render, claim (``sending``) right before calling SES,
+send, record the outcome — the send-time rules of :data:`relance.dispatch.policy.AT_SEND_TIME`."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from relance import settings
 from relance.campaigns.config import Campaign
 from relance.dispatch.content import build_context
-from relance.dispatch.policy import STALE_CLAIM
+from relance.dispatch.policy import AMBIGUOUS_STREAK, STALE_CLAIM, batch_lease
 from relance.messaging.mime import HeaderError, build_message, unsubscribe_url
 from relance.messaging.ses import SendError, SesSender
 from relance.messaging.templates import TemplateRenderError, render
@@ -27,17 +28,65 @@ MISSING_SECRET = "no unsubscribe secret"
 SES_UNSUBSCRIBE_PLACEHOLDER = "{{amazonSESUnsubscribeUrl}}"
 
 
-def _record(wh: Warehouse, send_key: str, status: str, reason: str | None, as_of: datetime,
-            sent_at: datetime | None = None, provider_message_id: str | None = None) -> None:
-    wh.execute("outbox/record_outcome", {
-        "send_key": send_key, "status": status, "reason": reason, "decided_at": as_of,
-        "sent_at": sent_at, "provider_message_id": provider_message_id})
+class SesUnreliable(RuntimeError):
+    """SES answered ambiguously AMBIGUOUS_STREAK times in a row: the task stops (Airflow retries
+    it) and the rest of the batch stays queued, rather than every row of it become ``unknown``."""
+
+
+@dataclass
+class Outcome:
+    status: str
+    reason: str | None = None
+    sent_at: datetime | None = None
+    message_id: str | None = None
+    #: SES was called for it (the row was claimed ``sending`` first)
+    called_ses: bool = False
+
+
+@dataclass
+class _Lease:
+    """The send task's hold on its batch (``message_log.lease_until``): taken when the task
+    starts — Airflow's retry of the same map index takes its own batch back —, renewed once
+    half of it has gone by, sized to the rows still to send at the deployment's rate."""
+
+    wh: Warehouse
+    batch_id: str
+    clock: Any
+    rate: float = field(default_factory=settings.max_send_rate)
+    slots: int = settings.SES_POOL_SLOTS
+    renew_at: datetime | None = None
+
+    def keep(self, rows_left: int) -> None:
+        now = self.clock()
+        if self.renew_at is not None and now < self.renew_at:
+            return
+        length = batch_lease(0, rows_left, self.rate, self.slots)
+        self.wh.execute("outbox/renew_lease", {"batch_id": self.batch_id, "lease_until": now + length})
+        self.renew_at = now + length / 2
+
+
+def _stale(campaign: Campaign | None, row: dict[str, Any], now: datetime) -> bool:
+    """Due (or deferred to) more than the campaign's max_lateness before the wall clock — the
+    staleness guard of ``prepare`` again, for a batch that ran late."""
+    if campaign is None:
+        return False
+    due = utc(row["send_after"] or row["due_at"])
+    return due < utc(now) - campaign.max_lateness_td
 
 
 def send_batch(wh: Warehouse, batch_id: str, campaigns: dict[str, Campaign], sender: SesSender,
                as_of: datetime, clock=None) -> dict[str, int]:
+    """Send one batch (:func:`_send_rows`) through one warehouse connection held for the batch:
+    a few small transactions per message, none opening a connection of its own."""
+    with wh.pinned() as pinned:
+        return _send_rows(pinned, batch_id, campaigns, sender, as_of, clock)
+
+
+def _send_rows(wh: Warehouse, batch_id: str, campaigns: dict[str, Campaign], sender: SesSender,
+               as_of: datetime, clock=None) -> dict[str, int]:
     """Send one batch. Safe to retry: rows another attempt left ``sending`` are reconciled or
-    marked ``unknown``, never sent again."""
+    marked ``unknown``, never sent again; the rows still ``queued`` in the batch are taken back
+    (a new lease) and sent."""
     as_of = utc(as_of)
     clock = clock or settings.wall_clock
     counts: dict[str, int] = {}
@@ -46,38 +95,61 @@ def send_batch(wh: Warehouse, batch_id: str, campaigns: dict[str, Campaign], sen
     counts["unknown"] = wh.execute("outbox/mark_sending_unknown", params) or 0
     from_address = settings.sender()
     broken: dict[str, str] = {}  # campaign → template error: that campaign fails closed
-    for row in wh.query("outbox/batch_rows", {"batch_id": batch_id}):
+    rows = wh.query("outbox/batch_rows", {"batch_id": batch_id})
+    lease = _Lease(wh, batch_id, clock)
+    ambiguous_in_a_row = 0
+    for done, row in enumerate(rows):
+        lease.keep(len(rows) - done)
         key = row["send_key"]
-        if not wh.execute("outbox/claim_for_sending", {"send_key": key, "batch_id": batch_id,
-                                                       "claimed_at": clock()}):
-            continue  # another run or attempt has it
-        if row["campaign_id"] in broken:
-            status, reason, sent_at, message_id = "failed", broken[row["campaign_id"]], None, None
+
+        def claim(key=key) -> bool:
+            return bool(wh.execute("outbox/claim_for_sending", {"send_key": key, "batch_id": batch_id,
+                                                                "claimed_at": clock()}))
+
+        campaign = campaigns.get(row["campaign_id"])
+        if _stale(campaign, row, clock()):
+            outcome = Outcome("expired", "due more than the campaign max_lateness ago (its batch ran late)")
+        elif row["campaign_id"] in broken:
+            outcome = Outcome("failed", broken[row["campaign_id"]])
         else:
-            status, reason, sent_at, message_id = send_one(wh, row, campaigns, sender, from_address, as_of,
-                                                            clock)
-            if status == "failed" and reason.startswith(TEMPLATE_ERROR):
-                broken[row["campaign_id"]] = reason
-                log.error("campaign %s fails closed: %s", row["campaign_id"], reason)
-        if status == "retry":
-            wh.execute("outbox/release_for_retry", {"send_key": key, "reason": reason})
-        else:
-            _record(wh, key, status, reason, as_of, sent_at, message_id)
-        counts[status] = counts.get(status, 0) + 1
+            outcome = send_one(wh, row, campaigns, sender, from_address, as_of, clock, claim)
+            if outcome is None:
+                continue  # another run or attempt has it
+            if outcome.status == "failed" and outcome.reason.startswith(TEMPLATE_ERROR):
+                broken[row["campaign_id"]] = outcome.reason
+                log.error("campaign %s fails closed: %s", row["campaign_id"], outcome.reason)
+        if outcome.status == "retry":
+            wh.execute("outbox/release_for_retry", {"send_key": key, "reason": outcome.reason})
+        elif outcome.called_ses:
+            wh.execute("outbox/record_outcome", {
+                "send_key": key, "batch_id": batch_id, "status": outcome.status, "reason": outcome.reason,
+                "decided_at": as_of, "sent_at": outcome.sent_at, "provider_message_id": outcome.message_id})
+        elif not wh.execute("outbox/record_in_batch", {"send_key": key, "batch_id": batch_id,
+                                                       "status": outcome.status, "reason": outcome.reason,
+                                                       "decided_at": as_of}):
+            continue  # another run took it back meanwhile
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+        ambiguous_in_a_row = ambiguous_in_a_row + 1 if outcome.status == "unknown" and outcome.called_ses else 0
+        if ambiguous_in_a_row >= AMBIGUOUS_STREAK:
+            raise SesUnreliable(f"batch {batch_id}: {ambiguous_in_a_row} SES calls in a row may or may not have "
+                                f"gone through ({outcome.reason}); the rest of the batch stays queued for the retry")
     return counts
 
 
 def send_one(wh: Warehouse, row: dict[str, Any], campaigns: dict[str, Campaign], sender: SesSender,
-              from_address: str, as_of: datetime, clock) -> tuple[str, str | None, datetime | None, str | None]:
+             from_address: str, as_of: datetime, clock, claim) -> Outcome | None:
+    """Render the row's message, then ``claim()`` it (``queued`` → ``sending``) and call SES —
+    rendering first keeps the window where a crash leaves a row ``sending`` without SES having
+    been called as short as one database commit. None: the claim failed (another run has it)."""
     campaign = campaigns.get(row["campaign_id"])
     if campaign is None:
-        return "failed", f"campaign {row['campaign_id']} is no longer defined", None, None
+        return Outcome("failed", f"campaign {row['campaign_id']} is no longer defined")
     if not 1 <= row["step"] <= len(campaign.steps):
-        return "failed", f"campaign {campaign.id} has no step {row['step']}", None, None
+        return Outcome("failed", f"campaign {campaign.id} has no step {row['step']}")
     step = campaign.steps[row["step"] - 1]
     context, missing = build_context(wh, campaign, step, row, as_of)
     if missing:
-        return "no_content", f"nothing to show in {', '.join(missing)}", None, None
+        return Outcome("no_content", f"nothing to show in {', '.join(missing)}")
     marketing = campaign.category == "marketing"
     list_management, header_url = None, None
     if marketing:
@@ -92,8 +164,8 @@ def send_one(wh: Warehouse, row: dict[str, Any], campaigns: dict[str, Campaign],
             if secret:
                 header_url = unsubscribe_url(settings.unsubscribe_base_url(), row["customer_id"], campaign.id, secret)
         elif not secret:
-            return ("failed", f"{MISSING_SECRET}: marketing needs a signed unsubscribe link and the Variable "
-                              "tm_unsubscribe_secret is not set (set it, or tm_unsubscribe_mode=ses)", None, None)
+            return Outcome("failed", f"{MISSING_SECRET}: marketing needs a signed unsubscribe link and the Variable "
+                                     "tm_unsubscribe_secret is not set (set it, or tm_unsubscribe_mode=ses)")
         else:
             header_url = unsubscribe_url(settings.unsubscribe_base_url(), row["customer_id"], campaign.id, secret)
             context["unsubscribe_url"] = header_url
@@ -104,13 +176,15 @@ def send_one(wh: Warehouse, row: dict[str, Any], campaigns: dict[str, Campaign],
                                 send_key=row["send_key"], sender_name=context["shop"]["name"],
                                 unsubscribe=header_url)
     except TemplateRenderError as exc:
-        return "failed", f"{TEMPLATE_ERROR}: {exc}", None, None
+        return Outcome("failed", f"{TEMPLATE_ERROR}: {exc}")
     except HeaderError as exc:
-        return "failed", f"invalid header: {exc}", None, None
+        return Outcome("failed", f"invalid header: {exc}")
+    if not claim():
+        return None
     try:
         message_id = sender.send(message, row["send_key"], campaign.id, list_management=list_management)
     except SendError as exc:
         if exc.retryable:
-            return "retry", f"SES refused for now, retried next run: {exc}", None, None
-        return ("unknown" if exc.ambiguous else "failed"), str(exc), None, None
-    return "sent", None, clock(), message_id
+            return Outcome("retry", f"SES refused for now, retried next run: {exc}", called_ses=True)
+        return Outcome("unknown" if exc.ambiguous else "failed", str(exc), called_ses=True)
+    return Outcome("sent", None, clock(), message_id, called_ses=True)

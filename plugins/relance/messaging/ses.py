@@ -3,7 +3,10 @@
 Rate (SPEC §7.10): every send task holds one slot of the Airflow pool ``ses_send`` and
 paces itself at ``max_rate / pool slots``, so however many mapped tasks of however many
 dispatcher runs are running, the deployment stays under ``tm_ses_max_send_rate``.
-Throttling and 5xx answers are retried with exponential backoff; other errors are final.
+Throttling, SES's own 5xx and connections that could not be opened are retried with
+exponential backoff; a failure once the request may have been written (reset, read timeout,
+unreadable answer, gateway timeout) is ambiguous — never retried (:func:`classify`); other
+errors are final.
 """
 
 from __future__ import annotations
@@ -14,10 +17,71 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
 
-from botocore.exceptions import ClientError, ConnectionError, EndpointConnectionError, ReadTimeoutError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    HTTPClientError,
+    ProxyConnectionError,
+    ReadTimeoutError,
+)
+from botocore.parsers import ResponseParserError
 
 RETRYABLE_CODES = {"Throttling", "ThrottlingException", "TooManyRequestsException", "LimitExceededException",
                    "ServiceUnavailable", "InternalFailure", "InternalServerError", "RequestTimeout"}
+#: HTTP statuses of a gateway between us and SES that gave up waiting for SES's answer: SES may
+#: have the message (unlike SES's own 500/503, which AWS documents as safe to retry).
+AMBIGUOUS_STATUSES = {502, 504}
+#: Seconds to open a connection to SES / to wait for its answer. A connect timeout is safe to retry
+#: (nothing was sent); a read timeout is ambiguous, so the read timeout is generous.
+CONNECT_TIMEOUT = 5.0
+READ_TIMEOUT = 30.0
+
+#: What a send attempt's failure means, by what botocore raised (checked against botocore 1.44,
+#: ``botocore/httpsession.py``): only errors raised while *opening* the connection prove SES
+#: never saw the request. urllib3 swallows a reset while writing the request and reports it
+#: when reading the answer, so every reset, read timeout or unreadable answer once connected is
+#: ambiguous: SES may have accepted the message.
+SAFE_TO_RETRY = "retry"
+AMBIGUOUS = "ambiguous"
+REFUSED = "refused"
+
+
+def classify(exc: BaseException) -> tuple[str, str]:
+    """(:data:`SAFE_TO_RETRY` | :data:`AMBIGUOUS` | :data:`REFUSED`, a one-line reason) for an
+    exception raised by ``send_email``; anything else is not an SES answer and propagates."""
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        detail = f"SES {code or status}: {exc.response.get('Error', {}).get('Message', exc)}"
+        if status in AMBIGUOUS_STATUSES:
+            return AMBIGUOUS, f"{detail} (a gateway gave up waiting for SES: the message may have been accepted)"
+        if code in RETRYABLE_CODES or status == 429 or status >= 500:
+            return SAFE_TO_RETRY, detail
+        return REFUSED, detail
+    # before the request was written: the connection could not be opened (refused, DNS, proxy,
+    # connect timeout) — SES never saw it
+    if isinstance(exc, EndpointConnectionError | ConnectTimeoutError | ProxyConnectionError):
+        return SAFE_TO_RETRY, f"SES unreachable (nothing sent): {exc}"
+    if isinstance(exc, ReadTimeoutError):
+        return AMBIGUOUS, f"SES did not answer in time (the message may have been accepted): {exc}"
+    if isinstance(exc, ConnectionClosedError | HTTPClientError):
+        return AMBIGUOUS, f"connection lost before SES answered (the message may have been accepted): {exc}"
+    if isinstance(exc, ResponseParserError):
+        return AMBIGUOUS, f"SES's answer could not be read (the message may have been accepted): {exc}"
+    if isinstance(exc, BotoCoreError):  # any other connection-level error (TLS…) once connected
+        return AMBIGUOUS, f"SES call failed (the message may have been accepted): {exc}"
+    raise exc
+
+
+def ses_client(connect_timeout: float = CONNECT_TIMEOUT, read_timeout: float = READ_TIMEOUT) -> Any:
+    """The SES v2 client of the send tasks: botocore's own retries off (:class:`SesSender`
+    retries, and only what :func:`classify` says is safe), explicit timeouts."""
+    from relance import aws
+
+    return aws.client("sesv2", retries=0, connect_timeout=connect_timeout, read_timeout=read_timeout)
 
 
 class SendError(RuntimeError):
@@ -75,18 +139,12 @@ class SesSender:
             self.pacer.wait()
             try:
                 return self.client.send_email(**request)["MessageId"]
-            except ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code", "")
-                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-                retryable = code in RETRYABLE_CODES or status == 429 or status >= 500
-                detail = f"SES {code or status}: {exc.response.get('Error', {}).get('Message', exc)}"
-            except ReadTimeoutError as exc:
-                raise SendError(f"SES did not answer in time (the message may have been accepted): {exc}",
-                                retryable=False, ambiguous=True) from None
-            except (EndpointConnectionError, ConnectionError) as exc:
-                retryable, detail = True, f"SES unreachable: {exc}"
-            if not retryable or attempt == self.max_attempts:
-                raise SendError(detail, retryable)
+            except (ClientError, BotoCoreError, ResponseParserError) as exc:
+                kind, detail = classify(exc)
+            if kind == AMBIGUOUS:
+                raise SendError(detail, retryable=False, ambiguous=True)
+            if kind == REFUSED or attempt == self.max_attempts:
+                raise SendError(detail, retryable=kind == SAFE_TO_RETRY)
             self.sleep(self.base_delay * 2 ** (attempt - 1) * (0.5 + random.random()))
         raise AssertionError("unreachable")
 
