@@ -297,29 +297,9 @@ def dagbag(airflow_home):
 
 
 # -- figures ---------------------------------------------------------------------------------
-#: Prefixes of the figure lines some tests print (reliability, privacy): `make test` shows them
+#: Prefixes of the figure lines some tests print (reliability, privacy, properties, hostile input): `make test` shows them
 #: at the end of the run, although pytest captures the output of passing tests.
-FIGURE_PREFIXES = ("[reliability]", "[privacy]")
-_figures: list[str] = []
-
-
-def pytest_runtest_logreport(report):
-    if report.when == "call":
-        _figures.extend(line.strip() for line in report.capstdout.splitlines()
-                        if line.strip().startswith(FIGURE_PREFIXES))
-
-
-def pytest_terminal_summary(terminalreporter):
-    if _figures:
-        terminalreporter.section("figures")
-        for line in _figures:
-            terminalreporter.write_line(line)
-
-
-# -- figures ---------------------------------------------------------------------------------
-#: Prefixes of the figure lines some tests print (reliability, privacy): `make test` shows them
-#: at the end of the run, although pytest captures the output of passing tests.
-FIGURE_PREFIXES = ("[reliability]", "[privacy]")
+FIGURE_PREFIXES = ("[reliability]", "[privacy]", "[property]", "[hostile]")
 _figures: list[str] = []
 
 
