@@ -10,6 +10,12 @@
 
 (``after_ses_call`` needs no hook here: the proxy kills this process once the emulator accepted
 the ``kill_at``-th message, before the answer comes back.)
+
+``python tests/reliability_worker.py --zygote`` imports all that once, then forks one such
+process per JSON line read on stdin (the job, with its environment), printing
+``{"pid": …}`` when it starts and ``{"exit": …}`` (its exit code, -9 when killed) when it ends:
+a kill test then costs a fork, not a Python start-up. The zygote runs no thread, so forking it
+is safe.
 """
 
 from __future__ import annotations
@@ -28,14 +34,19 @@ HOOKS = {"after_claim": "outbox/renew_lease", "before_ses_call": "outbox/claim_f
          "after_record": "outbox/record_outcome"}
 
 
-def main(args: dict) -> None:
-    from relance import warehouse
+def shipped_campaigns() -> dict:
     from relance.campaigns.config import load_campaigns
+
+    return {cid: c.model_copy(update={"holdout_pct": 0}) for cid, c in load_campaigns().items()}
+
+
+def main(args: dict, campaigns: dict | None = None) -> None:
+    from relance import warehouse
     from relance.dispatch import send_batch
     from relance.messaging.ses import Pacer, SesSender, ses_client
 
     wh = warehouse.connect(args["warehouse_url"], upgrade_schema=False)
-    campaigns = {cid: c.model_copy(update={"holdout_pct": 0}) for cid, c in load_campaigns().items()}
+    campaigns = campaigns or shipped_campaigns()
     hooked, seen = HOOKS.get(args["kill_point"]), 0
     execute = wh.execute
 
@@ -54,5 +65,36 @@ def main(args: dict) -> None:
     send_batch(wh, args["batch_id"], campaigns, sender, datetime.fromisoformat(args["as_of"]), clock=lambda: now)
 
 
+def zygote() -> None:
+    import boto3  # noqa: F401  (imported once, before any fork)
+    import sqlalchemy  # noqa: F401
+
+    from relance.dispatch import send_batch  # noqa: F401
+
+    campaigns = shipped_campaigns()
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        job = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                os.environ.update(job["env"])
+                main(job["args"], campaigns)
+            except BaseException:  # noqa: BLE001
+                import traceback
+
+                traceback.print_exc()
+                code = 1
+            finally:
+                os._exit(code)
+        print(json.dumps({"pid": pid}), flush=True)
+        _, status = os.waitpid(pid, 0)
+        print(json.dumps({"exit": os.waitstatus_to_exitcode(status)}), flush=True)
+
+
 if __name__ == "__main__":
-    main(json.loads(sys.argv[1]))
+    if sys.argv[1] == "--zygote":
+        zygote()
+    else:
+        main(json.loads(sys.argv[1]))

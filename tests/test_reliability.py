@@ -176,23 +176,38 @@ def statuses(wh) -> Counter:
 
 
 # -- 1. crash recovery ---------------------------------------------------------------------------
-def run_worker(wh, batch: str, proxy, kill_point: str, kill_at: int, now: datetime) -> int:
+@pytest.fixture(scope="module")
+def workers(emulator):
+    """Send-task processes: forked by a zygote that imported everything once
+    (``reliability_worker.py --zygote``)."""
+    zygote = subprocess.Popen([sys.executable, str(WORKER), "--zygote"], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, env=dict(os.environ))
+    assert json.loads(zygote.stdout.readline()) == {"ready": True}
+    yield zygote
+    zygote.stdin.close()
+    zygote.wait(timeout=30)
+
+
+def run_worker(workers, wh, batch: str, proxy, kill_point: str, kill_at: int, now: datetime) -> int:
     """A send task in its own process, killed with SIGKILL at ``kill_point``; returns its exit code."""
     args = {"warehouse_url": wh.uri, "batch_id": batch, "as_of": AS_OF.isoformat(), "now": now.isoformat(),
             "kill_point": kill_point, "kill_at": kill_at}
-    worker = subprocess.Popen([sys.executable, str(WORKER), json.dumps(args)], env=dict(os.environ))
+    pid: int | None = None
+    accepted = 0
+
+    def kill_once_accepted(request):  # SES has the message; the task dies before hearing so
+        nonlocal accepted
+        accepted += 1
+        if accepted == kill_at:
+            os.kill(pid, signal.SIGKILL)
+
     if kill_point == "after_ses_call":
-        accepted = 0
-
-        def kill_once_accepted(request):  # SES has the message; the task dies before hearing so
-            nonlocal accepted
-            accepted += 1
-            if accepted == kill_at:
-                os.kill(worker.pid, signal.SIGKILL)
-
         proxy.after_forward = kill_once_accepted
     try:
-        return worker.wait(timeout=120)
+        workers.stdin.write(json.dumps({"args": args, "env": {"AWS_ENDPOINT_URL_SESV2": proxy.url}}) + "\n")
+        workers.stdin.flush()
+        pid = json.loads(workers.stdout.readline())["pid"]
+        return json.loads(workers.stdout.readline())["exit"]
     finally:
         proxy.after_forward = None
 
@@ -206,15 +221,14 @@ KILL_POINTS = {
 }
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("kill_point", list(KILL_POINTS))
 def test_a_send_task_killed_at_any_point_is_recovered_by_its_retry_within_minutes_none_twice(
-        wh, tmp_path, ses, proxy, campaigns, kill_point):
+        wh, tmp_path, ses, proxy, campaigns, workers, kill_point):
     keys = carts(wh, tmp_path, campaigns, n=8)
     (batch,) = prepare(wh, campaigns, AS_OF, AS_OF, "killed")
     proxy.clock = lambda: AS_OF
     kill_at, at_kill = KILL_POINTS[kill_point]
-    assert run_worker(wh, batch, proxy, kill_point, kill_at, now=AS_OF) == -signal.SIGKILL
+    assert run_worker(workers, wh, batch, proxy, kill_point, kill_at, now=AS_OF) == -signal.SIGKILL
     assert statuses(wh) == at_kill
     # Airflow's retry of the same map index (send_batch: retries 3, retry_delay 30 s)
     retry_at = AS_OF + SEND_RETRY_ARGS["retry_delay"]
