@@ -7,6 +7,7 @@ test_dispatch, test_rules, test_campaigns_*) prove on both backends. So each sce
 one backend (``@pytest.mark.backend``): PostgreSQL, the production backend, for the ones whose
 decisions hang on timestamps and exits (the 2 h reminder, quiet hours) and for the dry run's
 rolled-back transaction; SQLite for the others, so that both connection paths run in Airflow.
+The three multi-step series (cart, welcome, winback: issue 7) run whole on both backends.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from helpers import at, customer, order, product, track, write_catalog, write_ev
 
 INGEST, CART, RECEIPT, DISPATCH = ("ingest_behaviour", "campaign__cart_abandonment",
                                    "campaign__order_confirmation", "dispatch_messages")
+WELCOME, WINBACK = "campaign__welcome_series", "campaign__winback"
 
 
 @pytest.fixture
@@ -125,3 +127,68 @@ def test_dry_run_from_the_trigger_form_changes_nothing(airflow_env):
     assert [r["status"] for r in rows] == ["dry_run", "planned"]
     assert rows[0]["reason"] == "dry run: would be sent"
     assert airflow_env.ses.sent_messages() == []
+
+
+# -- whole series through Airflow (issue 7): every step reaches a customer with nothing else --
+
+def treated(campaign_id: str, customer_id: str) -> str:
+    """The shipped campaigns hold 5 % out: the series tests follow customers who are treated."""
+    from relance.campaigns.config import load_campaigns
+    from relance.dispatch.rules import in_holdout
+
+    assert not in_holdout(load_campaigns()[campaign_id], customer_id), (campaign_id, customer_id)
+    return customer_id
+
+
+def popular(env, *product_ids):
+    """The popularity fallback that train_recommendations writes (customer '*')."""
+    wh = env.wh()
+    for rank, pid in enumerate(product_ids, start=1):
+        wh.execute("INSERT INTO recommendations (customer_id, product_id, rank, score, as_of) "
+                   "VALUES ('*', :p, :r, :s, :d)", {"p": pid, "r": rank, "s": 1.0 / rank, "d": at("2025-01-01 00:00").date()})
+
+
+def sent_series(env, campaign_id: str) -> list[tuple]:
+    return [(r["customer_id"], r["step"], r["status"]) for r in env.wh().query(
+        "SELECT customer_id, step, status FROM message_log WHERE campaign_id = :c ORDER BY customer_id, step",
+        {"c": campaign_id})]
+
+
+def test_the_cart_series_sends_its_three_reminders_through_airflow(airflow_env):
+    """The 2 h, 24 h and 48 h reminders all go: the 24 h one is not capped by the 2 h one
+    (caps count local calendar days, and a journey's own steps never cap each other)."""
+    kat = treated("cart_abandonment", "kat")
+    write_catalog(airflow_env.landing, "2026-11-19", [product("p1", title="Croquettes 4 kg")])
+    write_events(airflow_env.landing, "2026-11-20 10", [
+        customer(kat), track(kat, "Product Added", "2026-11-20 10:05", product_id="p1")])
+    airflow_env.run(["2026-11-20 11:00"], dag_ids=(INGEST, CART, DISPATCH))
+    # the 2 h reminder (due 12:05), then +24 h and +48 h
+    airflow_env.run(["2026-11-20 13:00", "2026-11-21 11:00", "2026-11-22 11:00"], dag_ids=(CART, DISPATCH))
+    assert sent_series(airflow_env, "cart_abandonment") == [(kat, 1, "sent"), (kat, 2, "sent"), (kat, 3, "sent")]
+    assert [m["destinations"][0] for m in airflow_env.ses.sent_messages()] == ["kat@example.com"] * 3
+
+
+def test_the_welcome_series_sends_its_three_steps_through_airflow(airflow_env):
+    new = treated("welcome_series", "neo")
+    write_catalog(airflow_env.landing, "2026-11-19", [product("p1", title="Bougie figue"), product("p2")])
+    write_events(airflow_env.landing, "2026-11-20 10", [
+        customer(new, when="2026-11-20 10:10"), track(new, "Signed Up", "2026-11-20 10:10")])
+    airflow_env.run(["2026-11-20 11:00"], dag_ids=(INGEST, WELCOME, DISPATCH))  # welcome at once
+    popular(airflow_env, "p1", "p2")
+    airflow_env.run(["2026-11-23 11:00", "2026-11-30 11:00"], dag_ids=(WELCOME, DISPATCH))  # +3 d, +10 d
+    assert sent_series(airflow_env, "welcome_series") == [(new, 1, "sent"), (new, 2, "sent"), (new, 3, "sent")]
+    assert len(airflow_env.ses.sent_messages()) == 3
+
+
+def test_the_winback_series_sends_its_three_steps_through_airflow(airflow_env):
+    """An order placed before the campaign's first run (history counts for winback: no
+    skip_history), then the 90-, 180- and 365-day reminders in the runs that follow."""
+    win = treated("winback", "win")
+    write_catalog(airflow_env.landing, "2026-01-01", [product("p1", title="Plaid laine"), product("p2")])
+    write_events(airflow_env.landing, "2026-01-02 10", [
+        customer(win, when="2025-06-01 09:00"), order(win, "o-win", "2026-01-02 10:10", ("p1", 1, 49.0))])
+    airflow_env.run(["2026-01-02 11:00"], dag_ids=(INGEST,))
+    popular(airflow_env, "p2", "p1")
+    airflow_env.run(["2026-04-02 11:00", "2026-07-01 11:00", "2027-01-02 11:00"], dag_ids=(WINBACK, DISPATCH))
+    assert sent_series(airflow_env, "winback") == [(win, 1, "sent"), (win, 2, "sent"), (win, 3, "sent")]
+    assert len(airflow_env.ses.sent_messages()) == 3
