@@ -290,6 +290,18 @@ def test_a_retried_prepare_takes_back_the_batches_of_its_killed_attempt(wh, tmp_
     assert statuses(wh) == {"sent": 8}
 
 
+def test_a_batch_that_runs_after_its_messages_went_stale_sends_none_of_them(wh, tmp_path, ses, proxy, campaigns):
+    """A batch whose task ran very late (stuck behind others in the pool, retried late): its
+    rows are past the campaign's max_lateness by the wall clock, so they are expired, not sent."""
+    carts(wh, tmp_path, campaigns, n=3)
+    (batch,) = prepare(wh, campaigns, AS_OF, AS_OF, "stuck")
+    much_later = AS_OF + campaigns["cart_abandonment"].max_lateness_td + timedelta(minutes=1)
+    assert send_batch(wh, batch, campaigns, sender(), AS_OF, clock=lambda: much_later) == {"unknown": 0, "expired": 3}
+    assert delivered(ses) == Counter() and proxy.sends() == []
+    assert {r["reason"] for r in wh.query("SELECT reason FROM message_log")} == {
+        "due more than the campaign max_lateness ago (its batch ran late)"}
+
+
 # -- 2. SES faults -------------------------------------------------------------------------------
 #: A batch of 10 meets every fault once; ambiguous faults are kept apart by good sends (three
 #: in a row stop the task, see the next test). Per message: the proxy's actions, its fate.

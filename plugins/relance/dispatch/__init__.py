@@ -6,9 +6,9 @@ Three steps, one Airflow task each:
   conditions, apply the sending policy (:mod:`.policy`: the rules top to bottom, each a status
   and a reason, run by :mod:`.rules`), then split the survivors into batches this run claims
   (``queued``) and return the batch ids;
-* :func:`send_batch` (mapped over the batch ids, :mod:`.send`): per row, claim (``sending``),
-  render (:mod:`.content` builds the context), send through SES, record ``sent`` with the SES
-  MessageId — or the failure;
+* :func:`send_batch` (mapped over the batch ids, :mod:`.send`): take the batch (its lease),
+  then per row render (:mod:`.content` builds the context), claim (``sending``), send through
+  SES, record ``sent`` with the SES MessageId — or the failure;
 * :func:`summary` (:mod:`.report`): counts of what the run decided.
 
 The status column is the lock: every transition is an ``UPDATE … WHERE status = <expected>``,
