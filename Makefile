@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint bench airflow install clean
+.PHONY: demo test test-fast lint bench airflow install clean e2e-celery
 
 # The direct dependencies (requirements.txt) and the test tools (requirements-dev.txt), every
 # transitive version bound by constraints.txt (Airflow's way: `pip install … -c constraints`).
@@ -34,6 +34,12 @@ lint: $(STAMP)
 	@$(BIN)/ruff check dags plugins tests benchmarks
 	@$(BIN)/ruff check --select AIR3 --preview dags plugins
 	@$(BIN)/python tests/tools/check_import_cycles.py plugins/relance
+
+# The production path: Airflow with the CeleryExecutor (api-server, scheduler, dag-processor,
+# triggerer, celery worker) on the local PostgreSQL and Redis, settings from airflow.env (as
+# docker-compose.yml); the scheduler runs the pipeline, compared with the embedded path.
+e2e-celery: $(STAMP)
+	@$(BIN)/python tests/e2e/celery_e2e.py
 
 bench: $(STAMP)
 	@$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-bench.txt -c constraints.txt

@@ -216,3 +216,32 @@ def test_every_pin_agrees_with_the_constraints_and_is_what_this_venv_runs():
     assert version("apache-airflow-core") == CONSTRAINTS["apache-airflow-core"]
     # it stands in for Airflow's constraints file of the pinned release
     assert f"constraints-{REQUIREMENTS['apache-airflow']}" in (ROOT / "constraints.txt").read_text()
+
+
+def test_make_e2e_celery_runs_the_compose_configuration():
+    """`make e2e-celery` proves this stack: it starts Airflow with airflow.env unchanged, and sets
+    every host-specific setting compose sets, to this machine's services of the same kinds."""
+    from datetime import UTC, datetime
+
+    e2e = load_e2e()
+    assert e2e.ENV_FILE == ROOT / ENV_FILE and e2e.read_env_file() == SHARED
+    now = datetime(2026, 11, 24, 12, tzinfo=UTC)
+    env = e2e.airflow_environment(ROOT / ".local/e2e", "meta", "wh", 8081, 5055, now, now)
+    assert {k: env[k] for k in SHARED} == SHARED, "airflow.env, overridden nowhere"
+    hosts = COMMON["environment"]
+    assert set(hosts) - {"RELANCE_HOME"} <= set(env), set(hosts) - set(env)  # the e2e runs from the checkout
+    for key in ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CELERY__RESULT_BACKEND",
+                "AIRFLOW__CELERY__BROKER_URL", "AIRFLOW_CONN_WAREHOUSE", "AIRFLOW__CORE__EXECUTION_API_SERVER_URL"):
+        assert urlsplit(env[key]).scheme == urlsplit(hosts[key]).scheme, key
+        assert urlsplit(env[key]).hostname == "127.0.0.1", key
+    assert urlsplit(env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"]).path == "/execution/"
+    compose_aws, e2e_aws = (json.loads(e["AIRFLOW_CONN_AWS_DEFAULT"]) for e in (hosts, env))
+    assert {k: v for k, v in e2e_aws.items() if k != "extra"} == {k: v for k, v in compose_aws.items() if k != "extra"}
+    assert e2e_aws["extra"]["region_name"] == compose_aws["extra"]["region_name"]
+    # what only the replay changes (the e2e's docstring says why), nothing else
+    extra = set(env) - set(SHARED) - set(hosts)
+    assert {k for k in extra if k.startswith("AIRFLOW__") and "PORT" not in k} == {
+        "AIRFLOW__CORE__DAGS_FOLDER", "AIRFLOW__CORE__PLUGINS_FOLDER", "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE",
+        "AIRFLOW__API__BASE_URL", "AIRFLOW__LOGGING__LOGGING_LEVEL", "AIRFLOW__OPERATORS__DEFAULT_QUEUE"}
+    assert (ROOT / "Makefile").read_text().count("tests/e2e/celery_e2e.py") == 1
+    assert "make e2e-celery" in (ROOT / ".ci/run").read_text()
