@@ -356,3 +356,36 @@ def test_segment_names_are_readable_and_stable_on_a_day_with_new_behaviour(shop,
     first = segmented[0]["sizes"]
     for name in SEGMENTS:
         assert abs(first[name] - second["sizes"][name]) <= max(10, 0.1 * first[name]), name
+
+
+def test_sparse_ranking_matches_the_dense_one():
+    """The recommender ranks from the scores' nonzeros and the popular items (no users × items
+    matrix); on random feedback, exclusions and ties it returns exactly the dense ranking."""
+    import numpy as np
+    import pandas as pd
+    from scipy import sparse
+
+    from relance.ml.itemknn import ItemKNN, _top_k_dense
+
+    rng = np.random.default_rng(3)
+    users, items = 500, 300
+    feedback = sparse.random(users, items, density=0.02, random_state=1, dtype=np.float32, format="csr")
+    feedback.data = np.round(feedback.data * 4) / 4  # ties
+    bought = sparse.random(users, items, density=0.01, random_state=2, dtype=np.float32, format="lil")
+    bought[0, :40] = 1  # a customer who bought most of the popular items
+    bought = bought.tocsr()
+    bought.data[:] = 1
+    similarity = sparse.random(items, items, density=0.05, random_state=3, dtype=np.float32, format="csr")
+    popularity = np.round(rng.random(items) * 5)  # ties
+    model = ItemKNN(pd.Index(range(users)), pd.Index(range(items)), feedback, bought, similarity, popularity)
+    allowed, consumable = rng.random(items) > 0.1, rng.random(items) > 0.7
+    top, scores = model.recommend(np.arange(users), allowed, consumable, n=10)
+    base = np.where(allowed, 1e-3 * popularity / popularity.max(), -np.inf).astype(np.float32)
+    dense = (feedback @ similarity + feedback).toarray() + base
+    out = bought.multiply(sparse.csr_matrix(~consumable, dtype=np.float32)).tocoo()
+    dense[out.row, out.col] = -np.inf
+    want = np.array([sorted(range(items), key=lambda j, r=r: (-dense[r, j], j))[:10] for r in range(users)])
+    want_scores = np.take_along_axis(dense, want, axis=1)
+    assert np.array_equal(top, np.where(np.isfinite(want_scores), want, -1))
+    assert np.allclose(scores, np.where(np.isfinite(want_scores), want_scores, 0.0))
+    assert np.array_equal(_top_k_dense(dense, 10)[0], want)

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
+from relance.ml.frames import read_frame
 from relance.warehouse import Warehouse
 
 #: Features of the propensity model (all derived from ``customer_features.sql``).
@@ -30,7 +31,7 @@ def customer_features(wh: Warehouse, as_of: datetime, snapshot: bool = False) ->
     (scoring as of the run) customers without a ``created_at`` trait are scored too."""
     params = {"as_of": as_of, "d30": as_of - timedelta(days=30), "d90": as_of - timedelta(days=90),
               "d365": as_of - timedelta(days=365), "snapshot": int(snapshot)}
-    frame = pd.DataFrame(wh.query("ml/customer_features", params))
+    frame = read_frame(wh, "ml/customer_features", params)
     if frame.empty:
         frame = pd.DataFrame(columns=["customer_id", "created_at", "frequency", "monetary", "refunds",
                                       "orders_90d", "orders_365d", "first_order_at", "last_order_at",
@@ -50,4 +51,4 @@ def customer_features(wh: Warehouse, as_of: datetime, snapshot: bool = False) ->
 
 def purchase_labels(wh: Warehouse, start: datetime, end: datetime) -> set[str]:
     """Customers with at least one order in ``(start, end]``."""
-    return {r["customer_id"] for r in wh.query("ml/purchase_labels", {"start": start, "end": end})}
+    return set(read_frame(wh, "ml/purchase_labels", {"start": start, "end": end})["customer_id"])

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from relance.ml.frames import read_frame
 from relance.warehouse import Warehouse
 
 KIND_WEIGHTS = {"view": 1.0, "wishlist": 2.0, "cart": 3.0, "order": 5.0}
@@ -31,17 +32,6 @@ BATCH = 4096
 
 
 # -- reading the warehouse -----------------------------------------------------------------
-def read_frame(wh: Warehouse, name: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
-    """Result of an ``include/sql`` query as a DataFrame, fetched in chunks (less memory than dicts)."""
-    with wh.begin() as conn:
-        result = conn.execute(wh.statement(name, params), wh.params(params))
-        columns = list(result.keys())
-        chunks = []
-        while rows := result.fetchmany(200_000):
-            chunks.append(pd.DataFrame(rows, columns=columns))
-    return pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=columns)
-
-
 def interactions(wh: Warehouse, as_of: datetime, holdout_run: str = "") -> pd.DataFrame:
     """(customer_id, product_id, weight, bought): kind-weighted, time-decayed touches before as_of.
 
@@ -116,26 +106,102 @@ class ItemKNN:
         out_items = np.full((len(user_rows), n), -1, dtype=np.int64)
         out_scores = np.zeros((len(user_rows), n), dtype=np.float32)
         k = min(n, len(self.items))
+        if k == 0:
+            return out_items, out_scores
+        # the popular allowed items, best first (ties: lower position first, as in the dense ranking)
+        popular = np.argsort(-base, kind="stable")
+        popular = popular[np.isfinite(base[popular])][: 2 * k + 10]
+        durable = sparse.diags((~consumable).astype(np.float32))
         for lo in range(0, len(user_rows), BATCH):
             rows = user_rows[lo: lo + BATCH]
             own = self.feedback[rows]
             combined = repeat_weight * own
             if knn_weight:
                 combined = combined + knn_weight * (own @ self.similarity)
-            scores = combined.toarray() + base
-            already = self.bought[rows].multiply(sparse.csr_matrix(~consumable, dtype=np.float32)).tocoo()
-            scores[already.row, already.col] = -np.inf
-            if k == 0:
-                continue
-            top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-            top_scores = np.take_along_axis(scores, top, axis=1)
-            order = np.lexsort((top, -top_scores), axis=1)
-            top = np.take_along_axis(top, order, axis=1)
-            top_scores = np.take_along_axis(top_scores, order, axis=1)
-            valid = np.isfinite(top_scores)
+            excluded = (self.bought[rows] @ durable).tocsr()
+            excluded.eliminate_zeros()
+            top, top_scores, short = _top_k_sparse(combined.tocsr(), excluded, base, popular, k)
+            if len(short):  # fewer than k popular items left after exclusions: rank those rows densely
+                scores = combined[short].toarray() + base
+                already = excluded[short].tocoo()
+                scores[already.row, already.col] = -np.inf
+                top[short], top_scores[short] = _top_k_dense(scores, k)
+            valid = np.isfinite(top_scores) & (top >= 0)
             out_items[lo: lo + len(rows), :k] = np.where(valid, top, -1)
             out_scores[lo: lo + len(rows), :k] = np.where(valid, top_scores, 0.0)
         return out_items, out_scores
+
+
+def _top_k_dense(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the ``k`` best columns (score descending, then column ascending: ties resolved
+    the same way as :func:`_top_k_sparse`). A full sort: only for the few rows that need it."""
+    columns = np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
+    top = np.lexsort((columns, -scores), axis=1)[:, :k]
+    return top, np.take_along_axis(scores, top, axis=1)
+
+
+def _member(values: np.ndarray, of: np.ndarray) -> np.ndarray:
+    """``np.isin`` for int64 keys by binary search (numpy 2's hash-based isin is far slower here)."""
+    of = np.sort(of)
+    if not len(of):
+        return np.zeros(values.shape, bool)
+    at = np.minimum(np.searchsorted(of, values), len(of) - 1)
+    return of[at] == values
+
+
+def _rank_keys(rows: np.ndarray, scores: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """One int64 per entry that sorts by row, then float32 score descending, then column — the
+    order of ``np.lexsort((cols, -scores, rows))`` at a fraction of its cost (rows < 2^16,
+    columns < 2^15: the bits of a finite float32 mapped to an order-preserving uint32)."""
+    bits = scores.astype(np.float32).view(np.uint32).astype(np.int64)
+    ascending = np.where(bits & 0x80000000, bits ^ 0xFFFFFFFF, bits | 0x80000000)
+    return (rows.astype(np.int64) << 47) | ((0xFFFFFFFF - ascending) << 15) | cols.astype(np.int64)
+
+
+def _top_k_sparse(part: sparse.csr_matrix, excluded: sparse.csr_matrix, base: np.ndarray, popular: np.ndarray,
+                  k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The dense ranking ``part + base`` (excluded cells and ``base = -inf`` items out) without
+    the dense matrix: an item outside a row's nonzeros scores ``base`` alone, so the row's best
+    are among its nonzeros and the ``popular`` items (the best by ``base``), provided at least
+    ``k`` of those survive the row's exclusions. Returns the top ``k`` columns and scores per
+    row (-1 / -inf where missing) and the rows where fewer than ``k`` popular items survive
+    (the caller ranks those densely)."""
+    n_rows, n_items = part.shape
+    part = part.tocsr()
+    part.sum_duplicates()
+    rows = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(part.indptr))
+    cols = part.indices.astype(np.int64)
+    scores = part.data.astype(np.float32) + base[cols]  # the dense ranking's float32 arithmetic
+    out = excluded.tocoo()
+    out_keys = out.row.astype(np.int64) * n_items + out.col
+    keep = np.isfinite(scores) & ~_member(rows * n_items + cols, out_keys)
+    rows, cols, scores = rows[keep], cols[keep], scores[keep]
+    # (1) the row's own nonzeros: the k best of each row
+    order = np.argsort(_rank_keys(rows, scores, cols))
+    rows, cols, scores = rows[order], cols[order], scores[order]
+    rank = np.arange(len(rows)) - np.searchsorted(rows, np.arange(n_rows))[rows]
+    best = rank < k
+    cand_cols = np.full((n_rows, 2 * k), -1, dtype=np.int64)
+    cand_scores = np.full((n_rows, 2 * k), -np.inf, dtype=np.float32)
+    cand_cols[rows[best], rank[best]] = cols[best]
+    cand_scores[rows[best], rank[best]] = scores[best]
+    # (2) the popular items neither among the row's nonzeros (already ranked) nor excluded, in order
+    grid = np.arange(n_rows, dtype=np.int64)[:, None] * n_items + popular[None, :].astype(np.int64)
+    taken = _member(grid, np.concatenate([(rows * n_items + cols), out_keys]))
+    free = ~taken
+    position = np.cumsum(free, axis=1) - 1
+    pick = free & (position < k)
+    r, c = np.nonzero(pick)
+    cand_cols[r, k + position[r, c]] = popular[c]
+    cand_scores[r, k + position[r, c]] = base[popular[c]]
+    # (3) merge: score descending, then column ascending (missing ones last)
+    sort_cols = np.where(cand_cols >= 0, cand_cols, n_items)
+    order = np.lexsort((sort_cols, -cand_scores), axis=1)[:, :k]
+    top = np.take_along_axis(cand_cols, order, axis=1)
+    top_scores = np.take_along_axis(cand_scores, order, axis=1)
+    excluded_popular = _member(grid, out_keys).sum(axis=1)
+    short = np.flatnonzero(len(popular) - excluded_popular < k)
+    return top, top_scores, short
 
 
 def item_similarity(feedback: sparse.csr_matrix, neighbours: int) -> sparse.csr_matrix:

@@ -36,6 +36,7 @@ import pandas as pd
 from scipy import sparse
 
 from relance.ml.evaluation import leave_last_basket_out
+from relance.ml.frames import read_frame, write_frame
 from relance.ml.itemknn import (
     HISTORY,
     KIND_WEIGHTS,
@@ -48,7 +49,6 @@ from relance.ml.itemknn import (
     catalog,
     eligibility,
     interactions,
-    read_frame,
     top_k_per_row,
 )
 from relance.ml.repeats import repurchase_intervals
@@ -139,15 +139,17 @@ def train_recommendations(wh: Warehouse, as_of: datetime, store: ModelStore | No
     similar = _similar_pairs(model)
     timings["side_tables_s"] = round(time.perf_counter() - t, 2)
 
-    rows = _recommendation_rows(model, top_items, top_scores, day, version)
+    rows = _recommendation_frame(model, top_items, top_scores, day, version)
     top_pop = float(in_stock_popular.max()) if len(in_stock_popular) else 1.0
-    rows += [{"customer_id": "*", "product_id": pid, "rank": rank, "score": round(float(w) / top_pop, 6),
-              "as_of": day, "model_version": version}
-             for rank, (pid, w) in enumerate(in_stock_popular.items(), start=1)]
+    fallback = pd.DataFrame({"customer_id": "*", "product_id": in_stock_popular.index.astype(str),
+                             "rank": np.arange(1, len(in_stock_popular) + 1),
+                             "score": np.round(in_stock_popular.to_numpy(float) / top_pop, 6),
+                             "as_of": day, "model_version": version})
+    rows = pd.concat([rows, fallback], ignore_index=True) if len(fallback) else rows
     t = time.perf_counter()
     with wh.begin() as conn:
         wh.execute("ml/delete_recommendations", {"as_of": day, "oldest": day - RETENTION}, conn)
-        wh.insert_rows("recommendations", rows, conn)
+        write_frame(wh, "recommendations", rows, conn)
         for table, frame, cols in (
                 ("product_complements", comp, ["product_id", "complement_id", "score"]),
                 ("product_similarities", similar, ["product_id", "similar_id", "score"]),
@@ -155,7 +157,7 @@ def train_recommendations(wh: Warehouse, as_of: datetime, store: ModelStore | No
                 ("product_repurchase_intervals", intervals.assign(as_of=day),
                  ["product_id", "interval_days", "gaps", "repeat_buyers", "buyers", "as_of"])):
             wh.execute(f"ml/clear_{table}", None, conn)  # whole-table refresh, same transaction
-            wh.insert_rows(table, _records(frame, cols), conn)
+            write_frame(wh, table, frame[cols], conn)
     timings["write_s"] = round(time.perf_counter() - t, 2)
 
     evaluation = (leave_last_basket_out(wh, as_of, top_n=top_n, max_customers=max_eval_customers,
@@ -192,18 +194,6 @@ def train_recommendations(wh: Warehouse, as_of: datetime, store: ModelStore | No
     return summary
 
 
-def _records(frame: pd.DataFrame, columns: list[str]) -> list[dict[str, Any]]:
-    if frame.empty:
-        return []
-    out = frame[columns].copy()
-    for col in columns:
-        if pd.api.types.is_integer_dtype(out[col]):
-            out[col] = out[col].astype(object).map(int)
-        elif pd.api.types.is_float_dtype(out[col]):
-            out[col] = out[col].astype(object).map(float)
-    return out.to_dict("records")
-
-
 def _similar_pairs(model: ItemKNN) -> pd.DataFrame:
     best = top_k_per_row(model.similarity, SIMILAR_N).tocoo()
     items = np.asarray(model.items)
@@ -211,14 +201,12 @@ def _similar_pairs(model: ItemKNN) -> pd.DataFrame:
                          "score": np.round(best.data.astype(float), 6)})
 
 
-def _recommendation_rows(model: ItemKNN, top_items: np.ndarray, top_scores: np.ndarray, day: date,
-                         version: str) -> list[dict[str, Any]]:
+def _recommendation_frame(model: ItemKNN, top_items: np.ndarray, top_scores: np.ndarray, day: date,
+                          version: str) -> pd.DataFrame:
     users = np.repeat(np.asarray(model.users), top_items.shape[1])
     ranks = np.tile(np.arange(1, top_items.shape[1] + 1), top_items.shape[0])
     flat = top_items.ravel()
     keep = flat >= 0
-    items = np.asarray(model.items)[flat[keep]]
-    scores = np.round(top_scores.ravel()[keep].astype(float), 6)
-    return [{"customer_id": c, "product_id": p, "rank": int(r), "score": float(s), "as_of": day,
-             "model_version": version}
-            for c, p, r, s in zip(users[keep], items, ranks[keep], scores, strict=True)]
+    return pd.DataFrame({"customer_id": users[keep], "product_id": np.asarray(model.items)[flat[keep]],
+                         "rank": ranks[keep], "score": np.round(top_scores.ravel()[keep].astype(float), 6),
+                         "as_of": day, "model_version": version})

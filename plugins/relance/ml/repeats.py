@@ -16,7 +16,7 @@ from datetime import datetime
 
 import pandas as pd
 
-from relance.ml.itemknn import read_frame
+from relance.ml.frames import read_frame
 from relance.warehouse import Warehouse
 
 MIN_GAP_DAYS = 3.0
