@@ -349,6 +349,19 @@ def sent_rows(wh) -> list[dict]:
             "FROM message_log WHERE status = 'sent'"))]
 
 
+def hour_counts(wh, run_id: str) -> tuple[int, int]:
+    """Rows the hour's planner runs planned, and rows its dispatcher run sent (batch ids start
+    with the run id)."""
+    import sqlalchemy as sa
+
+    with wh.engine.connect() as conn:
+        planned = conn.execute(sa.text("SELECT COUNT(*) FROM message_log WHERE planned_by = :r"),
+                               {"r": run_id}).scalar()
+        sent = conn.execute(sa.text("SELECT COUNT(*) FROM message_log WHERE status = 'sent' AND batch_id LIKE :p"),
+                            {"p": run_id + "%"}).scalar()
+    return planned, sent
+
+
 def compare(celery: dict, embedded: dict, what: str) -> None:
     if celery == embedded:
         check(True, f"{what}: the same {len(celery)} decisions on both paths")
@@ -510,9 +523,10 @@ def run(work: Path, meta_db: str, wh_db: str, ref_db: str, queue: str, processes
         api.wait_runs(runs, processes)
         run = api.trigger("dispatch_messages", suffix, as_of)
         api.wait_runs([("dispatch_messages", run)], processes)
+        planned, sent = hour_counts(celery_wh, suffix)
         say(f"  hour ending {as_of:%H:%M}: {2 + len(replayed)} runs succeeded on Celery in "
-            f"{time.time() - hour_started:.0f} s — {summary_by_status(decisions(celery_wh))}")
-    say(f"replay done in {time.time() - replay_started:.0f} s")
+            f"{time.time() - hour_started:.0f} s; this hour {planned} messages planned, {sent} sent")
+    say(f"replay done in {time.time() - replay_started:.0f} s: {summary_by_status(decisions(celery_wh))}")
     not_green = [(d, r["dag_run_id"], r["state"]) for d in pipeline for r in api.runs(d) if r["state"] != "success"]
     check(not not_green, f"every run of the pipeline is green, no other run was created ({not_green[:3]})")
 
