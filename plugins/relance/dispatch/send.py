@@ -76,14 +76,6 @@ def _stale(campaign: Campaign | None, row: dict[str, Any], now: datetime) -> boo
 
 def send_batch(wh: Warehouse, batch_id: str, campaigns: dict[str, Campaign], sender: SesSender,
                as_of: datetime, clock=None) -> dict[str, int]:
-    """Send one batch (:func:`_send_rows`) through one warehouse connection held for the batch:
-    a few small transactions per message, none opening a connection of its own."""
-    with wh.pinned() as pinned:
-        return _send_rows(pinned, batch_id, campaigns, sender, as_of, clock)
-
-
-def _send_rows(wh: Warehouse, batch_id: str, campaigns: dict[str, Campaign], sender: SesSender,
-               as_of: datetime, clock=None) -> dict[str, int]:
     """Send one batch. Safe to retry: rows another attempt left ``sending`` are reconciled or
     marked ``unknown``, never sent again; the rows still ``queued`` in the batch are taken back
     (a new lease) and sent."""
