@@ -83,3 +83,123 @@ def test_insert_rows_counts_new_rows_and_carries_any_text(wh):
     stored = {r["line_no"]: r for r in wh.query("SELECT line_no, raw, field, quarantined_at FROM quarantine")}
     assert stored[1]["raw"] == hostile and stored[1]["field"] is None and len(stored) == 4
     assert str(stored[2]["quarantined_at"])[:19] == "2026-11-01 10:00:00"
+
+
+WINBACK_FULL_SCAN = """
+WITH last_order AS (
+    SELECT customer_id, MAX(ordered_at) AS last_ordered_at
+    FROM orders
+    WHERE ordered_at > :since
+      AND ordered_at <= :as_of
+    GROUP BY customer_id
+)
+SELECT lo.customer_id,
+       (SELECT MIN(o.order_id) FROM orders o
+        WHERE o.customer_id = lo.customer_id AND o.ordered_at = lo.last_ordered_at) AS trigger_id,
+       lo.last_ordered_at AS trigger_at,
+       (SELECT MIN(o.order_id) FROM orders o
+        WHERE o.customer_id = lo.customer_id AND o.ordered_at = lo.last_ordered_at) AS last_order_id,
+       lo.last_ordered_at,
+       (SELECT MIN(o.order_id) FROM orders o
+        WHERE o.customer_id = lo.customer_id AND o.ordered_at = lo.last_ordered_at) AS order_id
+FROM last_order lo
+"""
+
+
+def _full_scan_sql(name: str) -> str:
+    """The trigger as it was before due windows, the reference to compare with: winback's former
+    text; the others' without their due-window lines."""
+    if name == "winback":
+        return WINBACK_FULL_SCAN
+    from relance.warehouse.sqlfiles import load_sql
+
+    text = load_sql(f"triggers/{name}")
+    assert ":due1_from" in text
+    return "\n".join(line for line in text.splitlines() if ":due" not in line)
+
+
+def test_due_windows_plan_exactly_what_the_full_scans_planned(wh, campaigns):
+    """winback / purchase_anniversary / cross-sell with each step's due window pushed into the SQL:
+    the same rows due, hour after hour, as the scans over the whole lookback, for orders placed
+    around every step's boundary (minutes either side of 7, 90, 180, 344 and 365 days)."""
+    from relance.campaigns.planner import calendar_params, due_windows, plan_rows
+
+    start = at("2026-11-20 00:00")
+    orders, items = [], []
+    for n, days in enumerate((7, 90, 180, 344, 365)):
+        for k, minutes in enumerate((-150, -61, -59, -1, 0, 1, 59, 61, 1500)):
+            customer_id = f"c{n}{k}"
+            when = start - timedelta(days=days, minutes=-minutes)
+            orders.append({"order_id": f"o{n}{k}", "customer_id": customer_id, "ordered_at": when, "revenue": 10.0,
+                           "currency": "EUR", "status": "completed", "status_at": when, "message_id": f"m{n}{k}"})
+            items.append({"order_id": f"o{n}{k}", "line_no": 1, "product_id": "gift", "quantity": 1, "price": 10.0})
+            if k % 3 == 0:  # a later order: no longer the latest one
+                later = when + timedelta(days=1)
+                orders.append({**orders[-1], "order_id": f"o{n}{k}b", "ordered_at": later, "status_at": later,
+                               "message_id": f"m{n}{k}b"})
+    with wh.begin() as conn:
+        wh.insert_rows("orders", orders, conn)
+        wh.insert_rows("order_items", items, conn)
+        wh.insert_rows("products", [{"product_id": "gift", "title": "Bouquet", "category": "Fleurs & cadeaux",
+                                     "product_type": "Fleurs & cadeaux > Bouquets", "availability": "in_stock",
+                                     "snapshot_date": start.date()}], conn)
+    compared = 0
+    for name in ("winback", "purchase_anniversary", "post_purchase_cross_sell"):
+        campaign = campaigns[name]
+        old_sql = _full_scan_sql(name)
+        for hour in range(-3, 4):
+            as_of = start + timedelta(hours=hour)
+            params = {"as_of": as_of, "since": as_of - campaign.lookback_td, "campaign_id": name,
+                      **calendar_params(as_of), **due_windows(campaign, as_of)}
+            new = plan_rows(campaign, wh.query(campaign.trigger_sql, params), as_of, "r")
+            old = plan_rows(campaign, wh.query(old_sql, params), as_of, "r")
+            assert sorted(r["send_key"] for r in new) == sorted(r["send_key"] for r in old), (name, as_of)
+            compared += len(old)
+    assert compared > 20
+
+
+def test_due_windows_cover_every_step_and_merge_beyond_four():
+    from relance.campaigns.planner import DUE_WINDOWS, due_windows
+
+    class Fake:
+        max_lateness_td = timedelta(hours=24)
+
+        def __init__(self, *days):
+            self.steps = [type("S", (), {"delay_td": timedelta(days=d)})() for d in days]
+
+    as_of = at("2026-11-20 10:00")
+    for days in ((90, 180, 365), (0,), (1, 2, 3, 4, 5, 6, 7), (30, 30.5, 200, 201, 202, 400)):
+        windows = due_windows(Fake(*days), as_of)
+        pairs = [(windows[f"due{i}_from"], windows[f"due{i}_to"]) for i in range(1, DUE_WINDOWS + 1)]
+        for d in days:  # every step's own window lies inside one of them
+            lo, hi = as_of - timedelta(hours=24) - timedelta(days=d), as_of - timedelta(days=d)
+            assert any(a <= lo and hi <= b for a, b in pairs), (days, d)
+
+
+def test_parallel_parsing_yields_the_very_batches_of_the_serial_parser():
+    """Same chunk boundaries, line numbers, in-chunk duplicate checks and quarantine, in order."""
+    import json
+
+    from helpers import identify, order, track
+    from relance.ingest.events import MAX_LINE_BYTES, iter_batches
+    from relance.ingest.parallel import _chunks, parallel_batches
+
+    lines = []
+    for i in range(60):
+        call = [identify(f"u{i}", "2026-11-01 10:00", email=f"u{i}@example.com"),
+                track(f"u{i}", "Product Viewed", "2026-11-01 10:05", product_id="p1"),
+                order(f"u{i}", f"o{i}", "2026-11-01 10:06", ("p1", 1, 9.9))][i % 3]
+        lines.append(json.dumps(call).encode() + b"\n")
+        if i % 7 == 0:
+            lines.append(b"\n")                                   # blank: not counted
+        if i % 11 == 0:
+            lines.append(lines[-2] if lines[-1] == b"\n" else lines[-1])  # a duplicate delivery
+        if i % 13 == 0:
+            lines.append(b"{not json\n")
+    lines.insert(20, b"x" * (MAX_LINE_BYTES + 1))                 # over-long: counted, quarantined
+    lines += [b"\n", b"\n"]
+    now = at("2026-11-01 11:00")
+    for chunk_lines in (1, 7, 25, 1000):
+        serial = list(iter_batches(lines, "f", now, chunk_lines))
+        assert len(list(_chunks(lines, chunk_lines))) == len(serial)
+        assert list(parallel_batches(lines, "f", now, workers=2, chunk_lines=chunk_lines)) == serial

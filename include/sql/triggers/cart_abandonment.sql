@@ -7,22 +7,20 @@
 -- Parameters: :as_of, :since, :campaign_id.
 -- Returns customer_id, message_id, occurred_at, planned (1 if a reminder already names this
 -- event as its trigger).
-WITH last_order AS (
-    SELECT customer_id, MAX(ordered_at) AS last_ordered_at
-    FROM orders
-    WHERE ordered_at <= :as_of
-    GROUP BY customer_id
-)
 SELECT e.customer_id, e.message_id, e.occurred_at,
        CASE WHEN EXISTS (SELECT 1 FROM message_log m
                          WHERE m.campaign_id = :campaign_id
                            AND m.customer_id = e.customer_id
                            AND m.trigger_id = e.message_id) THEN 1 ELSE 0 END AS planned
 FROM events e
-LEFT JOIN last_order lo ON lo.customer_id = e.customer_id
 WHERE e.event IN ('Product Added', 'Checkout Started')
   AND e.customer_id IS NOT NULL
   AND e.occurred_at > :since
   AND e.occurred_at <= :as_of
-  AND (lo.last_ordered_at IS NULL OR e.occurred_at > lo.last_ordered_at)
+  -- after the customer's last order up to :as_of: no order from the event on (an index probe
+  -- per cart event, not every customer's last order)
+  AND NOT EXISTS (SELECT 1 FROM orders o
+                  WHERE o.customer_id = e.customer_id
+                    AND o.ordered_at >= e.occurred_at
+                    AND o.ordered_at <= :as_of)
 ORDER BY e.customer_id, e.occurred_at, e.message_id

@@ -14,10 +14,12 @@
 -- events.points_balance is stored by ingest as a number; whole points are
 -- CAST(x AS INTEGER) - (CAST(x AS INTEGER) > x), a floor that gives the same answer on
 -- SQLite (CAST truncates) and PostgreSQL (CAST rounds).
--- Parameters: :as_of, :since, :as_of_date, :as_of_quarter, :quarter_start_date.
+-- Parameters: :as_of, :since, :as_of_date, :as_of_quarter, :quarter_start_date, :campaign_id.
 -- Returns customer_id, trigger_id, trigger_local_date, timezone,
 -- points_balance (whole points now), points_updated_at (context).
 WITH updates AS (
+    -- the history of the customers with an update in (:since, :as_of] (a crossing needs the
+    -- update before it), not of every member
     SELECT message_id, customer_id, occurred_at, points_balance,
            LAG(points_balance) OVER (PARTITION BY customer_id ORDER BY occurred_at, message_id) AS previous_balance,
            ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY occurred_at DESC, message_id DESC) AS recency
@@ -26,6 +28,10 @@ WITH updates AS (
       AND customer_id IS NOT NULL
       AND points_balance IS NOT NULL
       AND occurred_at <= :as_of
+      AND customer_id IN (SELECT r.customer_id FROM events r
+                          WHERE r.event = 'Loyalty Points Updated'
+                            AND r.occurred_at > :since
+                            AND r.occurred_at <= :as_of)
 ),
 tiers AS (
     SELECT u.*,
@@ -62,13 +68,31 @@ LEFT JOIN customers c ON c.customer_id = x.customer_id
 WHERE x.latest_first = 1
   AND l.points_balance >= x.tier * 100
 UNION ALL
-SELECT l.customer_id,
+SELECT q.customer_id,
        'quarter|' || :as_of_quarter AS trigger_id,
        :as_of_date AS trigger_local_date,
        c.timezone,
-       l.whole_points AS points_balance,
-       l.occurred_at AS points_updated_at
-FROM latest l
-LEFT JOIN customers c ON c.customer_id = l.customer_id
-WHERE l.points_balance > 0
-  AND l.occurred_at < :quarter_start_date
+       CAST(q.points_balance AS INTEGER)
+         - CASE WHEN CAST(q.points_balance AS INTEGER) > q.points_balance THEN 1 ELSE 0 END AS points_balance,
+       q.occurred_at AS points_updated_at
+FROM (
+    -- every member's latest update, except the members whose quarterly row is already in the
+    -- outbox (planned, sent or decided otherwise: the same send_key would be skipped anyway),
+    -- so after the quarter's first day this returns the few members not yet reached
+    SELECT e.customer_id, e.occurred_at, e.points_balance,
+           ROW_NUMBER() OVER (PARTITION BY e.customer_id ORDER BY e.occurred_at DESC, e.message_id DESC) AS recency
+    FROM events e
+    WHERE e.event = 'Loyalty Points Updated'
+      AND e.customer_id IS NOT NULL
+      AND e.points_balance IS NOT NULL
+      AND e.occurred_at <= :as_of
+      AND NOT EXISTS (SELECT 1 FROM message_log m
+                      WHERE m.customer_id = e.customer_id
+                        AND m.campaign_id = :campaign_id
+                        AND m.trigger_id = 'quarter|' || :as_of_quarter
+                        AND m.status <> 'dry_run')
+) q
+LEFT JOIN customers c ON c.customer_id = q.customer_id
+WHERE q.recency = 1
+  AND q.points_balance > 0
+  AND q.occurred_at < :quarter_start_date

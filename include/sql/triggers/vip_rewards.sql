@@ -5,18 +5,18 @@
 -- finds the step due wins; later days map to the same send_key).
 -- Parameters: :as_of, :as_of_date, :as_of_month. Returns customer_id, trigger_id,
 -- trigger_local_date, timezone, segment (context).
-WITH latest AS (
-    SELECT customer_id, MAX(as_of) AS as_of
-    FROM customer_segments
-    WHERE as_of <= :as_of
-    GROUP BY customer_id
-)
 SELECT s.customer_id,
        'vip|' || :as_of_month AS trigger_id,
        :as_of_date AS trigger_local_date,
        c.timezone,
        s.segment
-FROM latest l
-JOIN customer_segments s ON s.customer_id = l.customer_id AND s.as_of = l.as_of
+FROM customer_segments s
 LEFT JOIN customers c ON c.customer_id = s.customer_id
 WHERE s.segment = 'champions'
+  AND s.as_of <= :as_of
+  -- the customer's latest segment (an index probe per champions row, not a GROUP BY of every
+  -- segment ever computed)
+  AND NOT EXISTS (SELECT 1 FROM customer_segments later
+                  WHERE later.customer_id = s.customer_id
+                    AND later.as_of > s.as_of
+                    AND later.as_of <= :as_of)

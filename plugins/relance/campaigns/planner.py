@@ -29,7 +29,7 @@ from relance.keys import bucket, dry_run_key, send_key
 from relance.timeutil import customer_zone, utc
 from relance.warehouse import Warehouse
 
-__all__ = ["apply_exits", "assign_variant", "bucket", "calendar_params", "dry_run_key", "live_since",
+__all__ = ["apply_exits", "assign_variant", "bucket", "calendar_params", "dry_run_key", "due_windows", "live_since",
            "local_midnight", "mark_live_since", "plan_campaign", "plan_rows", "record_campaign", "send_key"]
 
 REQUIRED_COLUMNS = ("customer_id", "trigger_id", "trigger_at")
@@ -86,6 +86,42 @@ def calendar_params(as_of: datetime) -> dict[str, str]:
         out[f"{name}_date"] = moment.isoformat()
         out[f"{name}_mmdd"] = f"{moment:%m-%d}"
         out[f"{name}_mmdd_leap"] = "02-29" if common_feb_28 else ""
+    return out
+
+
+#: due windows a trigger SQL may use (:due1_from, :due1_to … :due4_to)
+DUE_WINDOWS = 4
+
+
+def due_windows(campaign: Campaign, as_of: datetime, live_since: datetime | None = None) -> dict[str, datetime]:
+    """The trigger times that make some step due now, for trigger SQL to filter on.
+
+    A step with delay ``d`` is due for a trigger at ``t`` when ``t + d`` falls in
+    ``(horizon_start, as_of]`` (:func:`plan_rows`), i.e. ``t`` in ``(horizon_start - d, as_of - d]``.
+    Returned as :data:`DUE_WINDOWS` windows ``:dueN_from`` (exclusive) / ``:dueN_to``
+    (inclusive): one per step, the closest merged when there are more steps, the spare ones
+    empty (``from = to``). Their union always covers every due step, so a trigger SQL that keeps
+    only ``trigger_at`` in one of them plans exactly what it planned before — but winback looks at
+    the customers whose latest order is 90, 180 or 365 days old (± max_lateness), not at a year
+    of customers. Meaningless for per-row delay offsets and local-day triggers (don't use them
+    there)."""
+    horizon_start = as_of - campaign.max_lateness_td
+    if live_since is not None:
+        horizon_start = max(horizon_start, live_since - timedelta(microseconds=1))
+    windows = sorted((horizon_start - step.delay_td, as_of - step.delay_td) for step in campaign.steps)
+    merged: list[tuple[datetime, datetime]] = []
+    for start, end in windows:
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    while len(merged) > DUE_WINDOWS:  # merge across the smallest gap
+        gap = min(range(len(merged) - 1), key=lambda i: merged[i + 1][0] - merged[i][1])
+        merged[gap:gap + 2] = [(merged[gap][0], merged[gap + 1][1])]
+    merged += [(as_of, as_of)] * (DUE_WINDOWS - len(merged))
+    out: dict[str, datetime] = {}
+    for number, (start, end) in enumerate(merged, start=1):
+        out[f"due{number}_from"], out[f"due{number}_to"] = start, end
     return out
 
 
@@ -194,8 +230,10 @@ def plan_campaign(wh: Warehouse, campaign: Campaign, as_of: datetime, run_id: st
         record_campaign(wh, campaign, as_of, conn)
         if not campaign.enabled:
             return {"campaign_id": campaign.id, "enabled": False, "triggers": 0, "due": 0, "planned": 0}
+        went_live = live_since(wh, conn)
+        params.update(due_windows(campaign, as_of, went_live))
         triggers = transforms.apply(campaign.trigger_transform, wh.query(campaign.trigger_sql, params, conn), as_of)
-        rows = plan_rows(campaign, triggers, as_of, run_id, live_since(wh, conn))
+        rows = plan_rows(campaign, triggers, as_of, run_id, went_live)
         if dry_run:
             return _record_dry_run(wh, campaign, rows, run_id, triggers, conn)
         inserted = wh.insert_rows("message_log", rows, conn, on_conflict_do_nothing=["send_key"])

@@ -11,6 +11,7 @@ from relance import settings
 from relance.ingest.catalog import load_snapshot
 from relance.ingest.events import MAX_LINE_BYTES, load_events_file
 from relance.ingest.landing import Landing, LandingFile, iter_lines
+from relance.ingest.parallel import PARALLEL_MIN_BYTES, parallel_batches, parse_workers
 from relance.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,10 @@ def ingest_events(wh: Warehouse, landing: Landing, start: datetime, end: datetim
     for file in files_to_load(wh, landing, start, end, trailing_hours):
         try:
             with landing.open(file) as stream:
-                stats = load_events_file(wh, iter_lines(stream, MAX_LINE_BYTES), file.uri, file.size, now=end)
+                lines = iter_lines(stream, MAX_LINE_BYTES)
+                workers = parse_workers() if file.size >= PARALLEL_MIN_BYTES else 0
+                batches = parallel_batches(lines, file.uri, end, workers) if workers else None
+                stats = load_events_file(wh, lines, file.uri, file.size, now=end, batches=batches)
         except Exception:  # noqa: BLE001 - logged, reported below, retried by the next attempt
             log.exception("could not load %s", file.uri)
             failed.append(file.uri)

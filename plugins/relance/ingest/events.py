@@ -54,6 +54,7 @@ CONSENT_TIME_TRAITS = {"email": ("email_opt_in_at", "consent_updated_at"),
 MAX_LINE_BYTES = 1 << 20          # a longer line is quarantined (truncated) without being parsed
 MAX_RAW_CHARS = 10_000            # quarantine keeps at most this much of a raw line
 CHUNK_LINES = 5_000               # lines parsed and written at a time (bounded memory)
+ANALYZE_AFTER_LINES = 20_000      # a file this long refreshes the planner statistics (PostgreSQL)
 _LOCALE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
 _DATE_PREFIX = re.compile(r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})(?:$|[T ])")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
@@ -452,15 +453,16 @@ def _quarantine_row(source_file: str, line_no: int, raw: str, field_name: str | 
 
 
 def iter_batches(lines: Iterable[bytes], source_file: str, now: datetime,
-                 chunk_lines: int = CHUNK_LINES) -> Iterator[ParsedBatch]:
+                 chunk_lines: int = CHUNK_LINES, first_line_no: int = 1) -> Iterator[ParsedBatch]:
     """Parse a stream of JSONL lines into batches of at most ``chunk_lines`` lines.
 
     Bad lines go to ``batch.quarantine`` with field and reason: whatever a line holds (a list as
-    messageId, JSON nested too deep, a megabyte of text), it never raises.
+    messageId, JSON nested too deep, a megabyte of text), it never raises. ``first_line_no``:
+    the file's line number of the first line (a chunk parsed apart, :mod:`relance.ingest.parallel`).
     """
     batch = ParsedBatch(source_file=source_file)
     seen: set[str] = set()
-    for line_no, raw in enumerate(lines, start=1):
+    for line_no, raw in enumerate(lines, start=first_line_no):
         if batch.lines >= chunk_lines:
             yield batch
             batch, seen = ParsedBatch(source_file=source_file), set()
@@ -520,10 +522,15 @@ def write_batch(wh: Warehouse, batch: ParsedBatch, conn) -> dict[str, int]:
     wh.insert_rows("identity_links", batch.links, conn, on_conflict_do_nothing=["anonymous_id"])
     traits = _latest_traits(batch.traits)
     if traits:
-        wh.execute("ingest/clear_stage_traits", {"batch_id": batch_id}, conn)
+        private = wh.private_stage("stage_customer_traits", conn)
+        if not private:
+            wh.execute("ingest/clear_stage_traits", {"batch_id": batch_id}, conn)
         wh.insert_rows("stage_customer_traits", [{**r, "batch_id": batch_id} for r in traits], conn)
         wh.execute("ingest/merge_customer_traits", {"batch_id": batch_id}, conn)
-        wh.execute("ingest/clear_stage_traits", {"batch_id": batch_id}, conn)
+        if private:
+            wh.execute("TRUNCATE stage_customer_traits", conn=conn)
+        else:
+            wh.execute("ingest/clear_stage_traits", {"batch_id": batch_id}, conn)
     wh.insert_rows("consent_changes", batch.consent, conn, on_conflict_do_nothing=["message_id", "channel"])
     wh.insert_rows("orders", batch.orders, conn, on_conflict_do_nothing=["order_id"])
     wh.insert_rows("order_items", batch.order_items, conn, on_conflict_do_nothing=["order_id", "line_no"])
@@ -536,15 +543,17 @@ def write_batch(wh: Warehouse, batch: ParsedBatch, conn) -> dict[str, int]:
 
 
 def load_events_file(wh: Warehouse, lines: Iterable[bytes], source_file: str, size_bytes: int | None,
-                     now: datetime, chunk_lines: int = CHUNK_LINES) -> dict[str, int]:
-    """Stream one landing file into the warehouse in one transaction (chunk by chunk)."""
+                     now: datetime, chunk_lines: int = CHUNK_LINES,
+                     batches: Iterable[ParsedBatch] | None = None) -> dict[str, int]:
+    """Stream one landing file into the warehouse in one transaction (chunk by chunk).
+    ``batches``: the file already being parsed elsewhere (:mod:`relance.ingest.parallel`)."""
     totals = {"lines": 0, "loaded": 0, "duplicates": 0, "quarantined": 0, "new_quarantine_rows": 0,
               "dropped_fields": 0}
     customers: set[str] = set()
     anonymous_ids: set[str] = set()
     status_orders: set[str] = set()
     with wh.begin() as conn:
-        for batch in iter_batches(lines, source_file, now, chunk_lines):
+        for batch in batches if batches is not None else iter_batches(lines, source_file, now, chunk_lines):
             for key, value in write_batch(wh, batch, conn).items():
                 totals[key] += value
             customers.update(r["customer_id"] for r in batch.traits)
@@ -552,12 +561,17 @@ def load_events_file(wh: Warehouse, lines: Iterable[bytes], source_file: str, si
             anonymous_ids.update(batch.anonymous_ids)
             status_orders.update(batch.status_orders)
         ids = sorted(anonymous_ids)
-        for start in range(0, len(ids), 500):
-            wh.execute("ingest/link_anonymous_events", {"anonymous_ids": ids[start:start + 500]}, conn)
+        for start in range(0, len(ids), 5000):
+            wh.execute("ingest/link_anonymous_events", {"anonymous_ids": ids[start:start + 5000]}, conn)
         order_ids = sorted(status_orders)
-        for start in range(0, len(order_ids), 500):
-            wh.execute("ingest/apply_order_status", {"order_ids": order_ids[start:start + 500]}, conn)
+        for start in range(0, len(order_ids), 5000):
+            wh.execute("ingest/apply_order_status", {"order_ids": order_ids[start:start + 5000]}, conn)
         refresh_customers(wh, conn, sorted(customers))
+        if totals["lines"] >= ANALYZE_AFTER_LINES:
+            # a bulk load (an onboarding import) changes the tables' shape: without fresh
+            # statistics the next trigger queries plan for the empty tables they knew
+            wh.analyze(("events", "orders", "order_items", "customers", "customer_traits", "consent_changes",
+                        "identity_links"), conn)
         wh.insert_rows("ingest_files", [{
             "source_file": source_file, "kind": "events", "size_bytes": size_bytes, "lines": totals["lines"],
             "loaded": totals["loaded"], "duplicates": totals["duplicates"],

@@ -18,6 +18,8 @@ PostgreSQL the SQL files take row locks where they need them.
 
 from __future__ import annotations
 
+import functools
+import re
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -33,6 +35,11 @@ from relance.warehouse.migrations import upgrade
 from relance.warehouse.sqlfiles import load_sql
 
 TS_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+@functools.cache
+def _in_list(key: str) -> re.Pattern[str]:
+    return re.compile(rf"(\bNOT\s+)?\bIN\s+:{key}\b", re.IGNORECASE)
 
 
 class Warehouse:
@@ -61,7 +68,7 @@ class Warehouse:
         return value
 
     def params(self, params: Mapping[str, Any] | None) -> dict[str, Any]:
-        return {k: (tuple(self.to_db(x) for x in v) if isinstance(v, list | tuple) else self.to_db(v))
+        return {k: ([self.to_db(x) for x in v] if isinstance(v, list | tuple) else self.to_db(v))
                 for k, v in (params or {}).items()}
 
     # -- execution ------------------------------------------------------------------
@@ -72,11 +79,23 @@ class Warehouse:
             yield conn
 
     def statement(self, name_or_sql: str, params: Mapping[str, Any] | None = None) -> sa.TextClause:
+        """The statement of a SQL file (or text). A list parameter in ``x IN :name`` becomes, on
+        PostgreSQL, one array parameter (``x = ANY(:name)``, ``NOT IN`` → ``<> ALL``): the same
+        statement text whatever the list's length, no thousands of placeholders to send and
+        parse; elsewhere an expanding ``IN (…)``."""
         sql = load_sql(name_or_sql) if "\n" not in name_or_sql and " " not in name_or_sql else name_or_sql
-        clause = sa.text(sql)
+        expanding = []
         for key, value in (params or {}).items():
             if isinstance(value, list | tuple):
-                clause = clause.bindparams(sa.bindparam(key, expanding=True))
+                if not self.is_sqlite:
+                    sql, found = _in_list(key).subn(
+                        lambda m, key=key: f"<> ALL(:{key})" if m.group(1) else f"= ANY(:{key})", sql)
+                    if found:
+                        continue
+                expanding.append(key)
+        clause = sa.text(sql)
+        for key in expanding:
+            clause = clause.bindparams(sa.bindparam(key, expanding=True))
         return clause
 
     def execute(self, name_or_sql: str, params: Mapping[str, Any] | None = None,
@@ -133,6 +152,25 @@ class Warehouse:
             result = conn.execute(stmt, chunk)
             total += len(result.fetchall()) if on_conflict_do_nothing else len(chunk)
         return total
+
+    def analyze(self, tables: Sequence[str], conn: Connection) -> None:
+        """PostgreSQL: refresh the planner statistics of ``tables`` (after a bulk load, before
+        autovacuum gets to it); SQLite plans without them."""
+        if self.is_sqlite:
+            return
+        conn.exec_driver_sql("ANALYZE " + ", ".join(f'"{t}"' for t in tables))
+
+    def private_stage(self, table: str, conn: Connection) -> bool:
+        """PostgreSQL: give this session a private temp table of the staging table ``table``'s
+        shape and name, which shadows it for the session (``pg_temp`` comes first in the search
+        path) and is emptied at commit: the same SQL files then stage and merge without the dead
+        rows a shared table collects in a long transaction, and may ``TRUNCATE`` it. Returns
+        False (nothing done) on SQLite, whose transactions are one writer at a time anyway."""
+        if self.is_sqlite:
+            return False
+        conn.exec_driver_sql(f'CREATE TEMP TABLE IF NOT EXISTS "{table}" ON COMMIT DELETE ROWS AS '
+                             f'SELECT * FROM "{table}" WITH NO DATA')
+        return True
 
     def _copy_rows(self, table: str, columns: list[str], rows: Sequence[Mapping[str, Any]],
                    conn: Connection, conflict: Sequence[str] | None) -> int:
