@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import math
 import re
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
@@ -27,6 +28,8 @@ REQUIRED = ("id", "title", "link", "price", "availability")
 AVAILABILITY = ("in_stock", "out_of_stock", "preorder", "backorder")
 MAX_FIELD_CHARS = 1 << 20          # a longer CSV field quarantines its row
 MAX_KEPT_IDS = 10_000              # more bad rows than this: no product is delisted that day
+MAX_PRICE = 1e12                   # above: no price (999…9 EUR would be inf; it would print in emails)
+MAX_STOCK = 2_000_000_000          # products.quantity is an INTEGER: more would fail the snapshot's load
 _CURRENCY_AMOUNT = re.compile(r"^\s*(?:([A-Za-z]{3})\s*)?([0-9][0-9.,\s\u00a0\u202f']*?)\s*(?:([A-Za-z]{3}))?\s*$")
 _SPACES = re.compile(r"[\s\u00a0\u202f']")
 
@@ -83,6 +86,8 @@ def parse_price(value: str | None, field: str, required: bool) -> tuple[float | 
         raise Reject(field, f"{field} {value[:40]!r} is not like '19.90 EUR' or '1,299.00 USD'")
     if amount <= 0:
         raise Reject(field, f"{field} {value[:40]!r} is not above zero")
+    if not math.isfinite(amount) or amount > MAX_PRICE:
+        raise Reject(field, f"{field} {value[:40]!r} is above {MAX_PRICE:.0e}: not a price")
     return amount, currency.upper()
 
 
@@ -179,8 +184,8 @@ def parse_catalog(data: bytes | BinaryIO, source_file: str, snapshot_date: date,
             quantity_text = (record.get("quantity") or "").strip()
             quantity = None
             if quantity_text:
-                if not re.fullmatch(r"\d+", quantity_text):
-                    raise Reject("quantity", f"quantity {quantity_text!r} is not a non-negative integer")
+                if not re.fullmatch(r"\d{1,10}", quantity_text) or int(quantity_text) > MAX_STOCK:
+                    raise Reject("quantity", f"quantity {quantity_text[:40]!r} is not an integer from 0 to {MAX_STOCK}")
                 quantity = int(quantity_text)
             product_type = (record.get("product_type") or "").strip()
             seen.add(product_id)

@@ -135,6 +135,27 @@ def _number(value: Any, field_name: str) -> float:
     return number
 
 
+#: an order line's quantity: a whole number of units, at most this many (order_items.quantity is
+#: an INTEGER: a bigger number would fail the whole file's transaction on PostgreSQL)
+MAX_QUANTITY = 1_000_000
+#: a price or revenue above this is no price (it would print as a 13-digit amount in an email)
+MAX_AMOUNT = 1e12
+
+
+def _quantity(value: Any, field_name: str) -> int:
+    number = _number(value, field_name)
+    if number != int(number) or not 1 <= number <= MAX_QUANTITY:
+        raise Reject(field_name, f"{field_name} is not a whole number of units from 1 to {MAX_QUANTITY}: {value!r}")
+    return int(number)
+
+
+def _amount(value: Any, field_name: str) -> float:
+    number = _number(value, field_name)
+    if not 0 <= number <= MAX_AMOUNT:
+        raise Reject(field_name, f"{field_name} is not an amount from 0 to {MAX_AMOUNT:.0e}: {value!r}")
+    return number
+
+
 def _text(value: Any) -> str | None:
     if value is None:
         return None
@@ -404,12 +425,12 @@ def parse_call(call: Any, batch: ParsedBatch, now: datetime, line_no: int = 0) -
                 if not isinstance(item, dict) or item.get("product_id") in (None, "") \
                         or isinstance(item.get("product_id"), dict | list):
                     raise Reject(f"properties.products[{i - 1}].product_id", "order line without product_id")
-                quantity = _number(item.get("quantity", 1), f"properties.products[{i - 1}].quantity")
-                price = _number(item.get("price", 0), f"properties.products[{i - 1}].price")
+                quantity = _quantity(item.get("quantity", 1), f"properties.products[{i - 1}].quantity")
+                price = _amount(item.get("price", 0), f"properties.products[{i - 1}].price")
                 items.append({"order_id": order_id, "line_no": i, "product_id": _text(item["product_id"]),
-                              "quantity": int(quantity), "price": price})
+                              "quantity": quantity, "price": price})
             revenue = properties.get("revenue", properties.get("total"))
-            revenue = _number(revenue, "properties.revenue") if revenue is not None else \
+            revenue = _amount(revenue, "properties.revenue") if revenue is not None else \
                 sum(i["quantity"] * i["price"] for i in items)
             batch.orders.append({"order_id": order_id, "customer_id": customer_id, "ordered_at": one.at,
                                  "revenue": revenue, "currency": _text(properties.get("currency")),

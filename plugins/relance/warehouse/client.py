@@ -37,6 +37,9 @@ from relance.warehouse.sqlfiles import load_sql
 TS_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
+_PLAIN = frozenset({str, int, float, type(None)})  # values to_db leaves as they are
+
+
 @functools.cache
 def _in_list(key: str) -> re.Pattern[str]:
     return re.compile(rf"(\bNOT\s+)?\bIN\s+:{key}\b", re.IGNORECASE)
@@ -191,8 +194,9 @@ class Warehouse:
             else:
                 into = target
             with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(into, cols)) as copy:
-                for row in rows:
-                    copy.write_row([to_db(row.get(c)) for c in columns])
+                plain = _PLAIN
+                for row in rows:  # to_db only where a value needs it (the hot loop of a bulk load)
+                    copy.write_row([v if v.__class__ in plain else to_db(v) for v in map(row.get, columns)])
             if not conflict:
                 return len(rows)
             cur.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT ({}) DO NOTHING").format(
