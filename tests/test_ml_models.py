@@ -379,7 +379,7 @@ def test_sparse_ranking_matches_the_dense_one():
     popularity = np.round(rng.random(items) * 5)  # ties
     model = ItemKNN(pd.Index(range(users)), pd.Index(range(items)), feedback, bought, similarity, popularity)
     allowed, consumable = rng.random(items) > 0.1, rng.random(items) > 0.7
-    top, scores = model.recommend(np.arange(users), allowed, consumable, n=10)
+    top, scores = model.recommend(np.arange(users), allowed, consumable, n=10, knn_weight=1.0, repeat_weight=1.0)
     base = np.where(allowed, 1e-3 * popularity / popularity.max(), -np.inf).astype(np.float32)
     dense = (feedback @ similarity + feedback).toarray() + base
     out = bought.multiply(sparse.csr_matrix(~consumable, dtype=np.float32)).tocoo()
@@ -389,3 +389,28 @@ def test_sparse_ranking_matches_the_dense_one():
     assert np.array_equal(top, np.where(np.isfinite(want_scores), want, -1))
     assert np.allclose(scores, np.where(np.isfinite(want_scores), want_scores, 0.0))
     assert np.array_equal(_top_k_dense(dense, 10)[0], want)
+
+
+def test_a_consumable_due_again_ranks_above_one_just_bought():
+    """Two consumables bought alike, one a full interval ago and one two days ago: the due one
+    comes first; without intervals (or with due_weight 0) the tie goes to the product position."""
+    import numpy as np
+    from scipy import sparse
+
+    from relance.ml.itemknn import ItemKNN, due_score
+
+    now = 20_000.0
+    feedback = sparse.csr_matrix(np.array([[1.0, 1.0, 0.0]], dtype=np.float32))
+    bought = sparse.csr_matrix(np.array([[1.0, 1.0, 0.0]], dtype=np.float32))
+    last = sparse.csr_matrix(np.array([[now - 2, now - 30, 0.0]]))
+    model = ItemKNN(pd.Index(["u"]), pd.Index(["fresh", "due", "other"]), feedback, bought,
+                    sparse.csr_matrix((3, 3), dtype=np.float32), np.array([1.0, 1.0, 1.0]), {}, last)
+    everything, consumable = np.ones(3, bool), np.ones(3, bool)
+    intervals = np.array([30.0, 30.0, np.nan])
+    top, _ = model.recommend(np.array([0]), everything, consumable, n=3, intervals=intervals, now_days=now)
+    assert list(top[0]) == [1, 0, 2]
+    top, _ = model.recommend(np.array([0]), everything, consumable, n=3, intervals=intervals, now_days=now,
+                             due_weight=0.0)
+    assert list(top[0]) == [0, 1, 2]
+    assert due_score(np.array([30.0]), np.array([30.0]))[0] == 1.0
+    assert 0.45 < due_score(np.array([45.0]), np.array([30.0]))[0] < 0.55

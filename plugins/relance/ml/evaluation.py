@@ -20,8 +20,12 @@ are compared with the products of the held-out basket:
 * ``recall@k`` = share of the basket's products found in the top ``k``;
 * ``NDCG@k`` = discounted cumulative gain of the hits, normalised by the best possible ranking.
 
-Rankings compared: the recommender; its ablations (``knn_only``: no own-feedback term;
-``repeat_only``: own feedback and the popularity tie-break, no neighbours); and the baselines
+Each customer is ranked as of the moment of the prediction: a held-out customer as of their
+cutoff, so how due their consumables are is judged the day before the basket.
+
+Rankings compared: the recommender; its ablations (``knn_only``: no own-feedback nor due-ness
+term; ``repeat_only``: own feedback, due-ness and the popularity tie-break, no neighbours;
+``no_due``: everything but the due-ness term); and the baselines
 ``popularity`` (by purchases: distinct buyers per product), ``popularity_weighted`` (the
 recommender's view-weighted popularity) and ``own_history`` (the customer's own re-buys and
 re-views, then popularity by purchases). Stock is not filtered (today's stock says nothing
@@ -38,7 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from relance.ml.itemknn import MAX_ITEMS, ItemKNN, catalog, eligibility, interactions
+from relance.ml.itemknn import MAX_ITEMS, ItemKNN, catalog, eligibility, epoch_days, interactions
 from relance.ml.repeats import repurchase_intervals
 from relance.warehouse import Warehouse
 
@@ -123,7 +127,8 @@ def holdout_split(wh: Warehouse, as_of: datetime, max_customers: int = 20_000,
         wh.execute("ml/clear_holdout_baskets", clear, conn)
         wh.insert_rows("ml_holdout_baskets", holdout_rows, conn)
     try:
-        consumables = set(repurchase_intervals(wh, as_of, holdout_run=run_id)["product_id"])
+        intervals = repurchase_intervals(wh, as_of, holdout_run=run_id)
+        consumables = set(intervals["product_id"])
         touches = interactions(wh, as_of, holdout_run=run_id)
         truth = pd.DataFrame(wh.query("ml/holdout_items", {"run_id": run_id}),
                              columns=["customer_id", "product_id"])
@@ -132,6 +137,12 @@ def holdout_split(wh: Warehouse, as_of: datetime, max_customers: int = 20_000,
     model = ItemKNN.fit(touches, max_items=max_items or MAX_ITEMS)
     allowed, consumable = eligibility(model, catalog(wh), consumables, check_stock=False)
 
+    # each held-out customer is scored as of their cutoff (the day before their basket), the rest as of as_of
+    now_days = np.full(len(model.users), epoch_days(as_of)[0])
+    cutoffs = pd.Series(epoch_days(ordered_at - SESSION_GUARD), index=chosen["customer_id"].to_numpy())
+    at = model.users.get_indexer(cutoffs.index)
+    now_days[at[at >= 0]] = cutoffs.to_numpy()[at >= 0]
+    item_intervals = intervals.set_index("product_id")["interval_days"].reindex(model.items).to_numpy(float)
     evaluated = [c for c in chosen["customer_id"] if c in model.users]
     truth = truth[truth["customer_id"].isin(evaluated)]
     truth_sets: dict[str, set[int]] = {c: set() for c in evaluated}
@@ -139,23 +150,46 @@ def holdout_split(wh: Warehouse, as_of: datetime, max_customers: int = 20_000,
     for customer, pos in zip(truth["customer_id"], positions, strict=True):
         truth_sets[customer].add(int(pos))  # -1 (a product never seen in training) can never be hit
     return {"model": model, "allowed": allowed, "consumable": consumable, "consumables": consumables,
+            "intervals": item_intervals, "now_days": now_days,
             "held_out": int(len(chosen)), "user_rows": model.users.get_indexer(evaluated),
             "relevant": [truth_sets[c] for c in evaluated],
             "validation": np.array([is_validation(c) for c in evaluated], dtype=bool), "run_id": run_id}
 
 
-def rankings(split: dict[str, Any], rows: np.ndarray, k: int) -> dict[str, np.ndarray]:
-    """Top ``k`` of the recommender, its ablations and the baselines for the given user rows."""
+def rankings(split: dict[str, Any], rows: np.ndarray, k: int, **weights: float) -> dict[str, np.ndarray]:
+    """Top ``k`` of the recommender (``weights``: its ``repeat_weight`` / ``knn_weight`` /
+    ``due_weight`` if not the defaults), its ablations and the baselines for the given user rows."""
     model, allowed, consumable = split["model"], split["allowed"], split["consumable"]
+    timing = {"intervals": split["intervals"], "now_days": split["now_days"][rows]}
     by_purchases = purchase_popularity(model)
+
+    def ours(**override: float) -> np.ndarray:
+        return model.recommend(rows, allowed, consumable, n=k, **timing, **{**weights, **override})[0]
+
     return {
-        "recommender": model.recommend(rows, allowed, consumable, n=k)[0],
-        "knn_only": model.recommend(rows, allowed, consumable, n=k, repeat_weight=0.0)[0],
-        "repeat_only": model.recommend(rows, allowed, consumable, n=k, knn_weight=0.0)[0],
+        "recommender": ours(),
+        "knn_only": ours(repeat_weight=0.0, due_weight=0.0),
+        "repeat_only": ours(knn_weight=0.0),
+        "no_due": ours(due_weight=0.0),
         "own_history": model.recommend(rows, allowed, consumable, n=k, knn_weight=0.0, popularity=by_purchases)[0],
         "popularity": popularity_top(model, allowed, consumable, rows, k, by_purchases),
         "popularity_weighted": popularity_top(model, allowed, consumable, rows, k, model.popularity),
     }
+
+
+def validation_grid(split: dict[str, Any], grid: list[dict[str, float]], k: int = 10) -> list[dict[str, Any]]:
+    """NDCG@k and recall@k of the recommender on the **validation** half for each set of weights
+    (how the defaults of :mod:`relance.ml.itemknn` were chosen; the test half is never used)."""
+    validation = split["validation"]
+    rows = split["user_rows"][validation]
+    relevant = [r for r, keep in zip(split["relevant"], validation, strict=True) if keep]
+    model = split["model"]
+    out = []
+    for weights in grid:
+        top = model.recommend(rows, split["allowed"], split["consumable"], n=k, intervals=split["intervals"],
+                              now_days=split["now_days"][rows], **weights)[0]
+        out.append({**weights, **ranking_metrics(top, relevant, k)})
+    return out
 
 
 def leave_last_basket_out(wh: Warehouse, as_of: datetime, top_n: int = 10, max_customers: int = 20_000,
@@ -178,7 +212,7 @@ def leave_last_basket_out(wh: Warehouse, as_of: datetime, top_n: int = 10, max_c
         "validation_customers": int(split["validation"].sum()),
         "consumables": len(split["consumables"]),
         "recommender": ours,
-        "ablations": {name: figures[name] for name in ("knn_only", "repeat_only")},
+        "ablations": {name: figures[name] for name in ("knn_only", "repeat_only", "no_due")},
         "baselines": {name: figures[name] for name in ("popularity", "popularity_weighted", "own_history")},
         "popularity": figures["popularity"],
     }

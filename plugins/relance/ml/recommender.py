@@ -7,10 +7,12 @@ popularity fallback and repurchase intervals.
 * **Item-item**: cosine similarity between product columns (scipy.sparse, shrunk towards 0 for
   products with little support), the ``NEIGHBOURS`` best neighbours kept per product. At most
   ``MAX_ITEMS`` products take part (the most interacted with): the similarity matrix is
-  ``items × items``. A customer's score for a product is the similarity-weighted sum of what they
-  touched, plus ``REPEAT_WEIGHT`` × their own feedback on the product itself (a consumable
-  they buy again, a product they keep viewing), plus a tiny popularity term that orders the
-  rest (so everyone gets ``top_n``).
+  ``items × items``. A customer's score for a product is ``KNN_WEIGHT`` × the
+  similarity-weighted sum of what they touched, plus ``REPEAT_WEIGHT`` × their own feedback on the product itself (a consumable
+  they buy again, a product they keep viewing), plus ``DUE_WEIGHT`` × how due a consumable
+  they bought is (time since their last purchase of it against its learned interval: 1 at the
+  interval, ½ at ~0.66× and ~1.5× it), plus a tiny popularity term that orders the rest (so
+  everyone gets ``top_n``).
 * **Exclusions**: products already bought (unless learned as consumable: see below), not
   ``in_stock``, or unknown to the catalogue.
 * **Complements** (cross-sell): co-purchase lift in orders, ``lift = n(i,j)·N / (n(i)·n(j))``,
@@ -38,8 +40,11 @@ from scipy import sparse
 from relance.ml.evaluation import leave_last_basket_out
 from relance.ml.frames import read_frame, write_frame
 from relance.ml.itemknn import (
+    DUE_SPREAD,
+    DUE_WEIGHT,
     HISTORY,
     KIND_WEIGHTS,
+    KNN_WEIGHT,
     MAX_ITEMS,
     NEIGHBOURS,
     REPEAT_WEIGHT,
@@ -48,6 +53,7 @@ from relance.ml.itemknn import (
     ItemKNN,
     catalog,
     eligibility,
+    epoch_days,
     interactions,
     top_k_per_row,
 )
@@ -128,7 +134,9 @@ def train_recommendations(wh: Warehouse, as_of: datetime, store: ModelStore | No
     t = time.perf_counter()
     model = ItemKNN.fit(touches, max_items=max_items)
     allowed, consumable = eligibility(model, products, consumables)
-    top_items, top_scores = model.recommend(np.arange(len(model.users)), allowed, consumable, n=top_n)
+    item_intervals = intervals.set_index("product_id")["interval_days"].reindex(model.items).to_numpy(float)
+    top_items, top_scores = model.recommend(np.arange(len(model.users)), allowed, consumable, n=top_n,
+                                            intervals=item_intervals, now_days=float(epoch_days(as_of)[0]))
     timings["train_and_score_s"] = round(time.perf_counter() - t, 2)
 
     t = time.perf_counter()
@@ -169,7 +177,8 @@ def train_recommendations(wh: Warehouse, as_of: datetime, store: ModelStore | No
                      "same-type dearer up-sells",
         "training_window": [(as_of - HISTORY).isoformat(), as_of.isoformat()],
         "hyperparameters": {"kind_weights": KIND_WEIGHTS, "neighbours": NEIGHBOURS, "shrink": SHRINK,
-                            "repeat_weight": REPEAT_WEIGHT,
+                            "repeat_weight": REPEAT_WEIGHT, "due_weight": DUE_WEIGHT, "due_spread": DUE_SPREAD,
+                            "knn_weight": KNN_WEIGHT,
                             "max_items": max_items, "top_n": top_n, "fallback_n": FALLBACK_N,
                             "min_support": MIN_SUPPORT, "min_lift": MIN_LIFT},
         "data": {**model.stats, "in_stock_products": int(allowed.sum()), "consumables": len(consumables)},
