@@ -34,7 +34,7 @@ __all__ = ["apply_exits", "assign_variant", "bucket", "calendar_params", "dry_ru
 
 REQUIRED_COLUMNS = ("customer_id", "trigger_id", "trigger_at")
 #: columns of a trigger row that are not copied into the message context
-TRIGGER_COLUMNS = (*REQUIRED_COLUMNS, "trigger_local_date", "delay_offset_hours", "consent_basis")
+TRIGGER_COLUMNS = (*REQUIRED_COLUMNS, "trigger_local_date", "delay_offset_hours", "consent_basis", "history_at")
 
 
 def assign_variant(campaign: Campaign, customer_id: str) -> str:
@@ -134,7 +134,8 @@ def plan_rows(campaign: Campaign, triggers: list[dict[str, Any]], as_of: datetim
     """Trigger instances → the outbox rows due in ``(as_of - max_lateness, as_of]`` (pure).
 
     Nothing due before ``live_since`` (when Relance went live) is planned, and a campaign
-    with ``skip_history`` plans nothing for a trigger anchored before it.
+    with ``skip_history`` plans nothing for a trigger anchored before it (``trigger_at``, or
+    the optional ``history_at`` column: an order's status notice is anchored at the order).
     """
     horizon_start = as_of - campaign.max_lateness_td
     if live_since is not None:
@@ -147,7 +148,10 @@ def plan_rows(campaign: Campaign, triggers: list[dict[str, Any]], as_of: datetim
         if missing:
             raise ValueError(f"trigger SQL {campaign.trigger_sql}.sql returned a row without {missing}: {trig}")
         trigger_at = utc(trig["trigger_at"])
-        if campaign.skip_history and live_since is not None and trigger_at < live_since:
+        # history_at: when the trigger's story began, if before trigger_at (an order's status
+        # notice: the order) — a story begun before go-live is the old system's to tell
+        began_at = utc(trig["history_at"]) if trig.get("history_at") not in (None, "") else trigger_at
+        if campaign.skip_history and live_since is not None and min(trigger_at, began_at) < live_since:
             continue
         customer_id, trigger_id = str(trig["customer_id"]), str(trig["trigger_id"])
         context = {k: (utc(v).isoformat() if k.endswith("_at") else v)

@@ -22,6 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from relance.ingest.identity import guest_customer_id
+from relance.ingest.order_status import order_status_change
 from relance.keys import address_hash
 from relance.warehouse import Warehouse
 
@@ -37,6 +38,7 @@ TRACK_EVENTS: dict[str, tuple[str, ...]] = {
     "Order Completed": ("order_id", "products"),
     "Order Refunded": ("order_id",),
     "Order Cancelled": ("order_id",),
+    "Order Updated": ("order_id",),  # status shipped/delivered → a status notice (ingest/order_status.py)
     "Product Added to Wishlist": ("product_id",),
     "Product Removed from Wishlist": ("product_id",),
     "Signed Up": (),
@@ -78,10 +80,11 @@ class ParsedBatch:
     links: list[dict[str, Any]] = field(default_factory=list)
     dropped: list[dict[str, Any]] = field(default_factory=list)
     status_orders: set[str] = field(default_factory=set)
+    status_changes: list[dict[str, Any]] = field(default_factory=list)
     anonymous_ids: set[str] = field(default_factory=set)
     quarantine: list[dict[str, Any]] = field(default_factory=list)
 
-    _LISTS = ("events", "traits", "consent", "orders", "order_items", "links", "dropped")
+    _LISTS = ("events", "traits", "consent", "orders", "order_items", "links", "dropped", "status_changes")
 
     def mark(self) -> tuple[int, ...]:
         return tuple(len(getattr(self, name)) for name in self._LISTS)
@@ -437,8 +440,16 @@ def parse_call(call: Any, batch: ParsedBatch, now: datetime, line_no: int = 0) -
                                  "status": "completed", "status_at": one.at, "message_id": message_id})
             batch.order_items.extend(items)
             batch.status_orders.add(order_id)
-        elif event in ("Order Refunded", "Order Cancelled"):
-            batch.status_orders.add(order_id)
+        elif event in ("Order Refunded", "Order Cancelled", "Order Updated"):
+            if event != "Order Updated":
+                batch.status_orders.add(order_id)
+            change, drops = order_status_change(event, properties)
+            for name, value, reason in drops:
+                one.drop(name, value, reason)
+            if change is not None:
+                batch.status_changes.append({
+                    **{k: _text(v) for k, v in change.items()}, "message_id": message_id, "order_id": order_id,
+                    "changed_at": one.at, "changed_us": one.us})
         elif event == "Loyalty Points Updated":
             points_balance = _number(properties["points_balance"], "properties.points_balance")
         elif event in ("Email Unsubscribed", "Email Subscribed"):
@@ -555,6 +566,7 @@ def write_batch(wh: Warehouse, batch: ParsedBatch, conn) -> dict[str, int]:
     wh.insert_rows("consent_changes", batch.consent, conn, on_conflict_do_nothing=["message_id", "channel"])
     wh.insert_rows("orders", batch.orders, conn, on_conflict_do_nothing=["order_id"])
     wh.insert_rows("order_items", batch.order_items, conn, on_conflict_do_nothing=["order_id", "line_no"])
+    wh.insert_rows("order_status_changes", batch.status_changes, conn, on_conflict_do_nothing=["message_id"])
     wh.insert_rows("dropped_fields", batch.dropped, conn, on_conflict_do_nothing=["source_file", "line_no", "field"])
     quarantined = wh.insert_rows("quarantine", batch.quarantine, conn,
                                  on_conflict_do_nothing=["source_file", "line_no"])
