@@ -302,6 +302,32 @@ def test_a_batch_that_runs_after_its_messages_went_stale_sends_none_of_them(wh, 
         "due more than the campaign max_lateness ago (its batch ran late)"}
 
 
+@pytest.mark.slow
+@pytest.mark.backend("sqlite")
+def test_in_airflow_a_failed_send_task_is_retried_on_its_map_index_and_takes_its_batch_back(
+        dagbag, wh, tmp_path, ses, proxy, campaigns, monkeypatch):
+    """The wiring, in Airflow (``dag.test`` of dispatch_messages): the first try of the mapped
+    send task fails (three ambiguous SES answers in a row), Airflow retries the same map index,
+    and the retry sends the rest of that batch — no message twice. (The retry delay is set to 0
+    here: the test is about what the retry does, not about waiting 30 s.)"""
+    carts(wh, tmp_path, campaigns, n=8)
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", wh.uri)
+    monkeypatch.setenv("RELANCE_SIMULATED_NOW", AS_OF.isoformat())
+    dag = dagbag.get_dag("dispatch_messages")
+    monkeypatch.setattr(dag.get_task("send_batch"), "retry_delay", timedelta(0))
+    proxy.inject(*["reset_after"] * AMBIGUOUS_STREAK)
+    proxy.clock = lambda: AS_OF
+    assert dag.test(logical_date=AS_OF).state == "success"
+    # the first try stopped after 3 ambiguous answers: only a retry can have sent the other 5
+    assert statuses(wh) == {"unknown": AMBIGUOUS_STREAK, "sent": 8 - AMBIGUOUS_STREAK}
+    ingest_send_events(wh, proxy, AS_OF + EVENTS_INTERVAL)
+    expected = [r["send_key"] for r in wh.query("SELECT send_key FROM message_log WHERE status <> 'holdout'")]
+    figs = figures("in Airflow: send task failed, retried on its map index", wh, ses, proxy, expected)
+    assert_none_bad(figs)
+    assert figs["delivered"] == len(expected) >= 6
+    assert wh.scalar("SELECT MAX(attempts) FROM message_log") == 1
+
+
 # -- 2. SES faults -------------------------------------------------------------------------------
 #: A batch of 10 meets every fault once; ambiguous faults are kept apart by good sends (three
 #: in a row stop the task, see the next test). Per message: the proxy's actions, its fate.
