@@ -153,7 +153,9 @@ AT_SEND_TIME: tuple[Rule, ...] = (
     Rule("template_error", "failed",
          "the template does not render or a header is invalid; a template error fails the campaign closed "
          "for the rest of the batch", "relance.dispatch.send.send_one"),
-    Rule("retry", "planned", "SES throttled after every retry: back to planned for the next run",
+    Rule("retry", "planned",
+         "SES refused for now after every retry (throttled, SES's own 5xx, unreachable: nothing sent): back to "
+         "planned for the next run",
          "relance.dispatch.send.send_batch + include/sql/outbox/release_for_retry.sql"),
     Rule("unknown", "unknown",
          "the request may have reached SES but its answer was lost (read timeout, connection reset once "
