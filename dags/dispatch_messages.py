@@ -15,9 +15,11 @@ run's end (an asset-triggered run: as of the moment it was triggered).
    `tm_cap_per_day`, `tm_cap_per_week`; transactional mail never capped): higher priority,
    then higher expected value wins, the others are `capped`. The survivors are claimed into
    batches.
-2. **send_batch** — one mapped task per batch (Airflow pool `ses_send`, paced to the variable
-   `tm_ses_max_send_rate` across all of them): render the template, send through SES v2,
-   record `sent` with the SES MessageId, or `no_content` / `failed` with the reason. A template
+2. **send_batch** — one mapped task per batch (Airflow pool `ses_send`; every task of every
+   run takes its send slots from one shared timeline, so together they send at the variable
+   `tm_ses_max_send_rate`, never above it nor above the SES account's own MaxSendRate):
+   render the template, send through SES v2, record `sent` with the SES MessageId, or
+   `no_content` / `failed` with the reason. A template
    error fails its campaign closed (nothing of it is sent) without stopping the others.
 3. **report** — counts per campaign and status, in the task log and XCom; fails the run (red
    in the UI) if a campaign failed closed on a template error, if the **deliverability guard**
@@ -73,15 +75,16 @@ def dispatch_messages():
     @task(pool=SES_POOL, max_active_tis_per_dagrun=4, **SEND_RETRY_ARGS)
     def send_batch(batch_id: str, **context) -> dict:
         """Render and send one batch through SES."""
-        from relance import settings, warehouse
+        from relance import warehouse
         from relance.campaigns.config import load_campaigns
         from relance.dispatch import send_batch as send
-        from relance.messaging.ses import Pacer, SesSender, ses_client
+        from relance.messaging.ratelimit import shared_pacer
+        from relance.messaging.ses import SesSender, ses_client
         from relance.timeutil import as_of
 
-        sender = SesSender(ses_client(),
-                           Pacer(settings.max_send_rate() / settings.SES_POOL_SLOTS))
-        return send(warehouse.connect(), batch_id, load_campaigns(), sender, as_of(context))
+        wh, client = warehouse.connect(), ses_client()
+        with shared_pacer(wh, client) as pacer:  # one send rate for every task of every run
+            return send(wh, batch_id, load_campaigns(), SesSender(client, pacer), as_of(context))
 
     @task(trigger_rule=TriggerRule.NONE_FAILED)
     def report(**context) -> list[dict]:

@@ -165,15 +165,17 @@ def dispatch_at(wh, campaigns: dict, as_of: datetime, run_id: str | None = None,
     from relance import aws, settings
     from relance.dispatch import prepare, send_batch, summary
     from relance.dispatch.report import run_problems
-    from relance.messaging.ses import Pacer, SesSender
+    from relance.messaging.ratelimit import shared_pacer
+    from relance.messaging.ses import SesSender
 
     run_id = run_id or manual_run_id()
     now = now or settings.wall_clock()
     batches = prepare(wh, campaigns, as_of, now, run_id=run_id, dry_run=dry_run)
     sends = []
     for batch_id in batches:
-        sender = SesSender(aws.client("sesv2", retries=0), Pacer(settings.max_send_rate() / settings.SES_POOL_SLOTS))
-        sends.append(send_batch(wh, batch_id, campaigns, sender, as_of))
+        client = aws.client("sesv2", retries=0)
+        with shared_pacer(wh, client) as pacer:
+            sends.append(send_batch(wh, batch_id, campaigns, SesSender(client, pacer), as_of))
     problems = run_problems(wh, as_of, run_id)
     if fail_on_problems:
         assert not problems, f"the dispatcher's report would fail the run: {problems}"

@@ -33,8 +33,8 @@ DEFAULT_MAX_SEND_RATE = 14.0
 
 #: Airflow pool shared by every mapped send task of every dispatcher run (SPEC §7.10).
 SES_POOL = "ses_send"
-#: Slots of that pool. Each send task paces itself at ``max_rate / SES_POOL_SLOTS`` so the
-#: deployment as a whole never exceeds the max send rate, however many tasks run at once.
+#: Slots of that pool: how many send tasks run at once. They share one send rate, whatever their
+#: number (``relance.messaging.ratelimit``: slots from a timeline in the warehouse or Redis).
 SES_POOL_SLOTS = 4
 
 
@@ -123,6 +123,13 @@ def sender() -> str:
 def max_send_rate() -> float:
     raw = variable("tm_ses_max_send_rate")
     return float(raw) if raw else DEFAULT_MAX_SEND_RATE
+
+
+def send_rate_limiter() -> str:
+    """Where the send tasks share the send rate (``relance.messaging.ratelimit``): ``warehouse``
+    (default: a row of the warehouse) or a Redis URL, e.g. the Celery broker's (variable
+    ``tm_send_rate_limiter``)."""
+    return variable("tm_send_rate_limiter") or "warehouse"
 
 
 def ses_events_queue() -> str | None:

@@ -53,7 +53,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ENV_FILE = ROOT / "airflow.env"
 BIN = Path(sys.executable).parent
 HOURS = 3
-CUSTOMERS = 2000
+CUSTOMERS = 5000
 SEED = 7
 BACKFILLED = "campaign__cart_abandonment"
 PG_URL = os.environ.get("TM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -220,6 +220,23 @@ class Processes:
             print("\n".join(text[-lines:]))
 
 
+def task_errors(logs: Path, limit: int = 5) -> None:
+    """The exceptions Airflow tasks logged (their JSON log lines), newest first."""
+    found = []
+    for path in logs.rglob("attempt=*.log"):
+        for line in path.read_text(errors="replace").splitlines():
+            if '"level":"error"' in line:
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue
+                details = event.get("error_detail") or [{}]
+                found.append((path.stat().st_mtime, f"{path.relative_to(logs)}: {event.get('event')} "
+                              f"{details[0].get('exc_type', '')}: {details[0].get('exc_value', '')}"))
+    for _mtime, text in sorted(found, reverse=True)[:limit]:
+        print(f"----- task error: {text[:600]}")
+
+
 def wait_for(what: str, predicate, timeout: float, processes: Processes | None = None, every: float = 1.0):
     deadline = time.time() + timeout
     while True:
@@ -318,12 +335,17 @@ class Api:
                     pending.discard((dag_id, run_id))
             return not pending
 
-        wait_for(f"{len(pending)} runs", done, timeout, processes)
+        try:
+            wait_for(f"{len(pending)} runs", done, timeout, processes)
+        except Failed as failure:
+            raise Failed(f"{failure}: " + "; ".join(f"{d} {r}: {self.failure(d, r)}" for d, r in sorted(pending))) \
+                from None
 
     def failure(self, dag_id: str, run_id: str) -> str:
         tis = self.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances")
-        failed = [t for t in tis["task_instances"] if t["state"] in ("failed", "upstream_failed")]
-        return ", ".join(f"{t['task_id']} ({t['state']})" for t in failed) or "no failed task"
+        failed = [t for t in tis["task_instances"] if t["state"] in ("failed", "upstream_failed", "up_for_retry")]
+        return ", ".join(f"{t['task_id']} ({t['state']}, try {t['try_number']})" for t in failed) or \
+            ", ".join(f"{t['task_id']} ({t['state']})" for t in tis["task_instances"])
 
 
 # --------------------------------------------------------------------------- decisions
@@ -430,6 +452,7 @@ def main() -> int:
     finally:
         if not ok:
             processes.tails()
+            task_errors(work / "airflow/logs")
         say("tearing down: processes, databases, broker queue")
         processes.stop()
         say("  processes stopped")
@@ -474,7 +497,7 @@ def run(work: Path, meta_db: str, wh_db: str, ref_db: str, queue: str, processes
         f"Redis broker {REDIS_URL}, queue {queue}")
     for name in (meta_db, wh_db, ref_db):
         create_database(name)
-    stats = generate(work / "landing", customers=CUSTOMERS, days=2, start=first_day, seed=SEED, history_days=60)
+    stats = generate(work / "landing", customers=CUSTOMERS, days=2, start=first_day, seed=SEED, history_days=30)
     say(f"landing zone: {stats['events_total']} Segment calls from {first_day}, {stats['products']} products")
 
     os.environ.update({k: v for k, v in env.items() if k.startswith(("AWS_", "RELANCE_", "AIRFLOW_VAR_"))})

@@ -100,6 +100,7 @@ def send_batch(wh: Warehouse, batch_id: str, campaigns: dict[str, Campaign], sen
 
         campaign = campaigns.get(row["campaign_id"])
         if _stale(campaign, row, clock()):
+        getattr(sender.pacer, "expect", lambda _: None)(len(rows) - done)  # slots: no more than rows left
             outcome = Outcome("expired", "due more than the campaign max_lateness ago (its batch ran late)")
         elif row["campaign_id"] in broken:
             outcome = Outcome("failed", broken[row["campaign_id"]])
