@@ -76,6 +76,14 @@ def _stale(campaign: Campaign | None, row: dict[str, Any], now: datetime) -> boo
 
 def send_batch(wh: Warehouse, batch_id: str, campaigns: dict[str, Campaign], sender: SesSender,
                as_of: datetime, clock=None) -> dict[str, int]:
+    """Send one batch (:func:`_send_rows`) through one warehouse connection held for the batch:
+    a few small transactions per message, none opening a connection of its own."""
+    with wh.pinned() as pinned:
+        return _send_rows(pinned, batch_id, campaigns, sender, as_of, clock)
+
+
+def _send_rows(wh: Warehouse, batch_id: str, campaigns: dict[str, Campaign], sender: SesSender,
+               as_of: datetime, clock=None) -> dict[str, int]:
     """Send one batch. Safe to retry: rows another attempt left ``sending`` are reconciled or
     marked ``unknown``, never sent again; the rows still ``queued`` in the batch are taken back
     (a new lease) and sent."""
@@ -92,6 +100,7 @@ def send_batch(wh: Warehouse, batch_id: str, campaigns: dict[str, Campaign], sen
     ambiguous_in_a_row = 0
     for done, row in enumerate(rows):
         lease.keep(len(rows) - done)
+        getattr(sender.pacer, "expect", lambda _: None)(len(rows) - done)  # slots: no more than rows left
         key = row["send_key"]
 
         def claim(key=key) -> bool:
@@ -100,7 +109,6 @@ def send_batch(wh: Warehouse, batch_id: str, campaigns: dict[str, Campaign], sen
 
         campaign = campaigns.get(row["campaign_id"])
         if _stale(campaign, row, clock()):
-        getattr(sender.pacer, "expect", lambda _: None)(len(rows) - done)  # slots: no more than rows left
             outcome = Outcome("expired", "due more than the campaign max_lateness ago (its batch ran late)")
         elif row["campaign_id"] in broken:
             outcome = Outcome("failed", broken[row["campaign_id"]])

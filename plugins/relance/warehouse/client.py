@@ -18,6 +18,7 @@ PostgreSQL the SQL files take row locks where they need them.
 
 from __future__ import annotations
 
+import copy
 import functools
 import re
 import zlib
@@ -77,9 +78,26 @@ class Warehouse:
     # -- execution ------------------------------------------------------------------
     @contextmanager
     def begin(self) -> Iterator[Connection]:
-        """One transaction (``BEGIN IMMEDIATE`` on SQLite)."""
+        """One transaction (``BEGIN IMMEDIATE`` on SQLite), on the pinned connection if any."""
+        pinned = getattr(self, "_pinned", None)
+        if pinned is not None:
+            with pinned.begin():
+                yield pinned
+            return
         with self.engine.begin() as conn:
             yield conn
+
+    @contextmanager
+    def pinned(self) -> Iterator[Warehouse]:
+        """This warehouse through one connection held for the block: every statement still
+        commits on its own (or with the others of a ``begin()``), but no connection is opened
+        and closed per statement — which SQLite (no pool: ``engine.py``) otherwise does, at
+        milliseconds a time. For a loop of many small transactions (``send_batch``); one
+        thread at a time."""
+        with self.engine.connect() as conn:
+            clone = copy.copy(self)
+            clone._pinned = conn
+            yield clone
 
     def statement(self, name_or_sql: str, params: Mapping[str, Any] | None = None) -> sa.TextClause:
         """The statement of a SQL file (or text). A list parameter in ``x IN :name`` becomes, on
