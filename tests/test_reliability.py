@@ -277,6 +277,41 @@ def test_a_batch_whose_task_died_for_good_is_taken_back_once_its_lease_is_over_n
     assert statuses(wh) == {"sent": 8}
 
 
+def test_a_live_but_slow_task_whose_lease_ran_out_loses_its_rows_to_the_next_run_without_a_duplicate(
+        wh, tmp_path, ses, proxy, campaigns):
+    """The lease is a promise, not a lock: a task still alive after its lease (stalled, paused)
+    may see another run take its queued rows back. Every claim checks the batch, so the slow
+    task sends only what it still holds, the other run the rest: each message once."""
+    keys = carts(wh, tmp_path, campaigns, n=8)
+    (batch,) = prepare(wh, campaigns, AS_OF, AS_OF, "slow")
+    later = AS_OF + batch_lease(0, MIN_BATCH_SIZE, settings.max_send_rate(), settings.SES_POOL_SLOTS) \
+        + timedelta(seconds=1)
+    taken: list[dict] = []
+
+    class StallsAfterTwo:
+        """The slow task's SES client: after its 2nd message it stalls past its lease, and
+        meanwhile the next dispatcher run takes the batch's queued rows back and sends them."""
+
+        def __init__(self):
+            self.real, self.calls = ses_client(connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT), 0
+
+        def send_email(self, **request):
+            answer = self.real.send_email(**request)
+            self.calls += 1
+            if self.calls == 2:
+                proxy.clock = lambda: later
+                for other in prepare(wh, campaigns, later, later, "next"):
+                    taken.append(send_batch(wh, other, campaigns, sender(), later, clock=lambda: later))
+                proxy.clock = lambda: AS_OF
+            return answer
+
+    proxy.clock = lambda: AS_OF
+    slow = send_batch(wh, batch, campaigns, SesSender(StallsAfterTwo(), Pacer(1000)), AS_OF, clock=lambda: AS_OF)
+    assert slow == {"unknown": 0, "sent": 2} and taken == [{"unknown": 0, "sent": 6}]
+    assert_none_bad(figures("lease ran out under a live task", wh, ses, proxy, keys, failed_at=AS_OF))
+    assert statuses(wh) == {"sent": 8}
+
+
 def test_a_retried_prepare_takes_back_the_batches_of_its_killed_attempt(wh, tmp_path, ses, proxy, campaigns):
     """prepare committed its claims, then died before Airflow got the batch ids: its retry
     takes those rows back at once (no lease to wait for) and hands them to its send tasks."""
