@@ -20,7 +20,7 @@ WINDOW w AS (PARTITION BY product_id ORDER BY snapshot_date)
 """
 STORED = """
 SELECT product_id, snapshot_date, previous_price, previous_availability, previous_quantity
-FROM product_snapshot_changes
+FROM product_snapshots
 """
 
 
@@ -52,6 +52,7 @@ def test_snapshot_diffs_are_stored_at_load_and_stay_right_when_days_load_out_of_
         with landing.open(file) as stream:
             load_snapshot(wh, stream, file.uri, date.fromisoformat(day), file.size, now=at("2026-11-04 00:00"))
     stored = _rows(wh, STORED)
+    assert stored == _rows(wh, "SELECT * FROM product_snapshot_changes")  # the view analysts read
     assert stored == _rows(wh, LAG_REFERENCE)
     by_key = {(r[0], r[1]): r for r in stored}
     assert by_key[("p1", "2026-11-03")][2:] == (9.0, "in_stock", 5)   # the sale price was in effect

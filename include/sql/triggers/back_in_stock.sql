@@ -1,6 +1,7 @@
 -- back_in_stock: one trigger per (customer, product, restock) as of :as_of.
 -- A restock is a catalog snapshot dated in (:since, :as_of] where the product is 'in_stock'
--- while its previous snapshot was not (view product_snapshot_changes).
+-- while its previous snapshot was not (product_snapshots.previous_*, stored at load:
+-- the view product_snapshot_changes without its LAG over every snapshot).
 -- The customer wants it when, while it was out of stock, they asked to be told (Back In Stock
 -- Requested), wishlisted or carted it: an event in (:since, the restock day) such that the
 -- snapshot in effect at the event (the latest dated on or before it; none known counts too)
@@ -19,7 +20,8 @@
 -- migration 0007), else NULL (a wishlist or a cart needs marketing consent).
 WITH restocks AS (
     SELECT product_id, snapshot_date
-    FROM product_snapshot_changes
+    -- previous_* stored at load: the view product_snapshot_changes without its LAG
+    FROM product_snapshots
     WHERE availability = 'in_stock'
       AND previous_availability IS NOT NULL
       AND previous_availability <> 'in_stock'

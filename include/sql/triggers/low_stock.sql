@@ -11,7 +11,8 @@
 -- product_id, stock_quantity (context).
 WITH low AS (
     SELECT product_id, snapshot_date, quantity
-    FROM product_snapshot_changes
+    -- previous_* stored at load: the view product_snapshot_changes without its LAG
+    FROM product_snapshots
     WHERE availability = 'in_stock'
       AND quantity > 0
       AND quantity <= 5

@@ -1,7 +1,8 @@
 -- price_drop: candidate price drops as of :as_of — one row per (interest event, later price
 -- cut of its product). A cut is a catalog snapshot dated in (:since, :as_of] whose effective
--- price COALESCE(sale_price, price) is below its previous snapshot's (view
--- product_snapshot_changes), with the product in stock. An interest event is a Product Viewed,
+-- price COALESCE(sale_price, price) is below its previous snapshot's (product_snapshots.previous_price,
+-- stored at load: the view product_snapshot_changes without its LAG over every snapshot), with
+-- the product in stock. An interest event is a Product Viewed,
 -- Product Added or Product Added to Wishlist in (:since, :as_of], before the cut's day, of a
 -- customer who has not ordered the product since that event.
 -- The trigger transform `price_seen_drops` (relance.campaigns.shopper_steps) reads the price
@@ -15,10 +16,11 @@
 -- Returns customer_id, product_id, interest_at, properties, snapshot_price, lowest_price,
 -- snapshot_date, new_price, currency, timezone.
 WITH cuts AS (
-    SELECT product_id, snapshot_date, effective_price AS new_price, currency
-    FROM product_snapshot_changes
+    SELECT product_id, snapshot_date, COALESCE(sale_price, price) AS new_price, currency
+    -- previous_* stored at load: the view product_snapshot_changes without its LAG
+    FROM product_snapshots
     WHERE previous_price IS NOT NULL
-      AND effective_price < previous_price - 0.001
+      AND COALESCE(sale_price, price) < previous_price - 0.001
       AND availability = 'in_stock'
       AND snapshot_date > :since
       AND snapshot_date <= :as_of

@@ -195,7 +195,18 @@ class Warehouse:
 
     def _copy_rows(self, table: str, columns: list[str], rows: Sequence[Mapping[str, Any]],
                    conn: Connection, conflict: Sequence[str] | None) -> int:
-        """PostgreSQL: ``COPY`` the rows (no per-row statement, no SQL text to parse)."""
+        """PostgreSQL: ``COPY`` the rows (no per-row statement, no SQL text to parse). A
+        database error comes as SQLAlchemy's (``IntegrityError`` …), as from any statement."""
+        import psycopg
+
+        try:
+            return self._copy_rows_raw(table, columns, rows, conn, conflict)
+        except psycopg.Error as exc:
+            raise sa.exc.DBAPIError.instance(f"COPY {table}", None, exc, psycopg.Error,
+                                             hide_parameters=True) from exc
+
+    def _copy_rows_raw(self, table: str, columns: list[str], rows: Sequence[Mapping[str, Any]],
+                       conn: Connection, conflict: Sequence[str] | None) -> int:
         from psycopg import sql
 
         cols = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
