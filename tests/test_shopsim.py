@@ -43,6 +43,7 @@ REQUIRED = {
     "Back In Stock Requested": {"product_id"},
     "Email Unsubscribed": set(),
     "Loyalty Points Updated": {"points_balance"},
+    "Order Updated": {"order_id", "status"},
 }
 FULL_TRAITS = {"email", "first_name", "last_name", "phone", "birthday", "locale", "timezone", "created_at",
                "email_opt_in", "sms_opt_in"}
@@ -262,6 +263,27 @@ def test_loyalty_balances_follow_orders(shop):
     for c in updates:
         by_customer[c["userId"]].append((parse_ts(c["timestamp"]), c["properties"]["points_balance"]))
     assert all([b for _, b in sorted(v)] == sorted(b for _, b in v) for v in by_customer.values())
+
+
+def test_orders_ship_a_day_later_with_a_tracking_link_then_are_delivered(shop):
+    placed = {o["properties"]["order_id"]: parse_ts(o["timestamp"]) for o in shop.orders()}
+    cancelled = {c["properties"]["order_id"] for c in shop.calls("Order Cancelled")}
+    updates = defaultdict(dict)
+    for c in shop.calls("Order Updated"):
+        updates[c["properties"]["order_id"]][c["properties"]["status"]] = (parse_ts(c["timestamp"]), c["properties"])
+    shipped = {o: u["shipped"] for o, u in updates.items() if "shipped" in u}
+    window_orders = [o for o, at in placed.items() if at.date() >= START]
+    assert len(shipped) > 0.5 * len(window_orders) and not cancelled & updates.keys()
+    hostile = 0
+    for order_id, (at, props) in shipped.items():
+        assert timedelta(hours=18) <= at - placed[order_id] <= timedelta(hours=30)
+        assert props["tracking_number"] in props["tracking_url"] and props["carrier"]
+        hostile += props["tracking_url"].startswith("javascript:")
+        if "delivered" in updates[order_id]:
+            assert timedelta(hours=20) <= updates[order_id]["delivered"][0] - at <= timedelta(hours=60)
+    assert all("shipped" in u for u in updates.values())          # nothing delivered unshipped
+    assert sum("delivered" in u for u in updates.values()) > 0.3 * len(shipped)
+    assert hostile < 0.05 * len(shipped)
 
 
 # ---------------------------------------------------------------- planted defects

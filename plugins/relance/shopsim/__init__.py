@@ -58,7 +58,10 @@ interval × lognormal noise (σ = 0.12, ± 6 h) and goes on with p = 0.75 — in
 (a repeat session: view → cart → order, 70 % converted, missed ones retried 2–8 days later). Orders: ~8 % with a 10 %
 coupon (50 % ``BIENVENUE10`` for sign-up sessions), free shipping from 49 EUR else 4.90, 20 % VAT
 included in prices; ``revenue`` = items − discount, ``total`` = revenue + shipping. ~1 % are
-cancelled within hours, ~1 % refunded days later; members get ``Loyalty Points Updated``
+cancelled within hours, ~1 % refunded days later; 90 % of the others ship 18–30 h after the
+order (``Order Updated`` ``shipped`` with ``carrier``, ``tracking_number`` and ``tracking_url``:
+Colissimo, Chronopost, Mondial Relay, DHL; 0.5 % a hostile carrier with markup and CR/LF and a
+``javascript:`` link) and 95 % of those are ``delivered`` 20–60 h later — never after a refund; members get ``Loyalty Points Updated``
 (1 point per euro, running balance) seconds after each order. New customers sign up every day
 (``Signed Up`` then a full identify); ~0.3 % of active opted-in customers unsubscribe
 (``Email Unsubscribed`` + identify ``email_opt_in: false``), ~0.4 % send a one- or two-trait

@@ -18,19 +18,32 @@ from .customers import Customers
 
 (IDENTIFY, IDENTIFY_UPDATE, SIGNED_UP, PRODUCTS_SEARCHED, PRODUCT_LIST_VIEWED, PRODUCT_VIEWED, PRODUCT_ADDED,
  PRODUCT_REMOVED, CART_VIEWED, CHECKOUT_STARTED, ORDER_COMPLETED, ORDER_REFUNDED, ORDER_CANCELLED,
- WISHLIST_ADDED, WISHLIST_REMOVED, BACK_IN_STOCK_REQUESTED, EMAIL_UNSUBSCRIBED, LOYALTY_POINTS_UPDATED) = range(18)
+ WISHLIST_ADDED, WISHLIST_REMOVED, BACK_IN_STOCK_REQUESTED, EMAIL_UNSUBSCRIBED, LOYALTY_POINTS_UPDATED,
+ ORDER_UPDATED) = range(19)
 
 EVENT_NAMES = (
     "identify", "identify", "Signed Up", "Products Searched", "Product List Viewed", "Product Viewed",
     "Product Added", "Product Removed", "Cart Viewed", "Checkout Started", "Order Completed", "Order Refunded",
     "Order Cancelled", "Product Added to Wishlist", "Product Removed from Wishlist", "Back In Stock Requested",
-    "Email Unsubscribed", "Loyalty Points Updated",
+    "Email Unsubscribed", "Loyalty Points Updated", "Order Updated",
 )
 N_KINDS = len(EVENT_NAMES)
 
 # partial identify payloads (aux code of IDENTIFY_UPDATE rows)
 UPD_EMAIL_OFF, UPD_EMAIL_ON, UPD_SMS_OFF, UPD_SMS_ON, UPD_BOTH_ON, UPD_LOCALE_FR, UPD_LOCALE_EN, UPD_PHONE = range(8)
 COUPONS = ("MERCI10", "BIENVENUE10")
+# Order Updated (aux: 0 shipped, 1 delivered; aux2: carrier): name, tracking number prefix, URL before
+# the number. The last one is hostile (markup and CR/LF in the name, a javascript: link): ingest drops
+# the link with a reason, the notice escapes the name.
+SHIPPED, DELIVERED = 0, 1
+CARRIERS = (
+    ("Colissimo", "6A", "https://www.laposte.fr/outils/suivre-vos-envois?code="),
+    ("Chronopost", "XY", "https://www.chronopost.fr/tracking-no-cms/suivi-page?listeNumerosLT="),
+    ("Mondial Relay", "MR", "https://www.mondialrelay.fr/suivi-de-colis/?NumeroExpedition="),
+    ("DHL Express", "JD", "https://www.dhl.com/fr-fr/home/suivi.html?tracking-id="),
+    ('<b>Relais "Express"</b>\r\nBcc: all@evil.example', "ZZ", "javascript:alert(document.cookie)//"),
+)
+CARRIER_WEIGHTS = (0.5, 0.2, 0.2, 0.095, 0.005)
 VAT_RATE = 0.20
 FREE_SHIPPING_CENTS = 4900
 SHIPPING_CENTS = 490
@@ -270,6 +283,17 @@ class Formatter:
             return out
         if kind in (ORDER_REFUNDED, ORDER_CANCELLED):
             return [f'"order_id":"O{o:07d}"' for o in t["ref"].tolist()]
+        if kind == ORDER_UPDATED:
+            out = []
+            for o, status, c in zip(t["ref"].tolist(), t["aux"].tolist(), t["aux2"].tolist(), strict=True):
+                if status == DELIVERED:
+                    out.append(f'"order_id":"O{o:07d}","status":"delivered"')
+                    continue
+                name, prefix, url = CARRIERS[c]
+                number = f"{prefix}{o * 7919 % 10**11:011d}"
+                out.append(f'"order_id":"O{o:07d}","status":"shipped","carrier":{json.dumps(name)},'
+                           f'"tracking_number":"{number}","tracking_url":"{url}{number}"')
+            return out
         if kind in (WISHLIST_ADDED, WISHLIST_REMOVED):
             return [f'"wishlist_id":"wl-{u}","product_id":{p}'
                     for u, p in zip(cus.uid[t["cust"]], self.pid[t["prod"]], strict=True)]

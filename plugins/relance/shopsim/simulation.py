@@ -26,6 +26,7 @@ P_RECOVER = 0.10  # abandoned cart bought later (1 h .. 4 days later)
 P_COMPLEMENT = 0.55  # a product's complement is added to the same cart
 P_CHAIN_START, P_CHAIN_GO_ON = 0.35, 0.75  # consumables: start / continue a repurchase habit
 P_CANCEL, P_REFUND = 0.01, 0.01
+P_SHIP, P_DELIVERED = 0.9, 0.95  # orders not cancelled that ship with a tracked carrier; of those, delivered
 
 
 class Shop:
@@ -403,7 +404,7 @@ class Shop:
         again = missed[rng.random(len(missed)) < np.where(sellable[forced[missed]], 0.5, 0.8)]
         self._enqueue(s_cust[again], forced[again], s_start[again] + rng.integers(2 * DAY_MS, 8 * DAY_MS, len(again)),
                       fqty[again])
-        t = ev.concat([t, post, self._loyalty_until(day_ms + DAY_MS)])
+        t = ev.concat([t, post, self._loyalty_until(day_ms + DAY_MS), self._shipments(d, t, ord_rows, baskets, post)])
         return t, baskets
 
     def _profile_changes(self, rng: np.random.Generator, tb: TableBuilder, active: np.ndarray) -> None:
@@ -486,6 +487,34 @@ class Shop:
             once[first] = True
             start = cand[fresh & once & (rng.random(len(cand)) < P_CHAIN_START)]
             self._enqueue(ic[start], ip[start], self._next_due(rng, it[start], ip[start]), iq[start])
+        return tb.build()
+
+    def _shipments(self, d: int, t: ev.Table, ord_rows: np.ndarray, baskets: Baskets, post: ev.Table) -> ev.Table:
+        """Order Updated of the day's orders: shipped 18–30 h after the order with a carrier and
+        a tracking link, delivered 20–60 h later — never for a cancelled order, and a refunded
+        one is neither shipped nor delivered after its refund. Own random stream (the day's
+        other draws are unchanged)."""
+        rng = self.rng(700, d)
+        order_no = baskets.order_no[t["basket"][ord_rows]]
+        o_cust, o_ts = t["cust"][ord_rows], t["ts"][ord_rows]
+        n = len(ord_rows)
+        never = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+        cancelled = np.isin(order_no, post["ref"][post["kind"] == ev.ORDER_CANCELLED])
+        refunds = post["kind"] == ev.ORDER_REFUNDED
+        refund_at = never.copy()
+        refunded_no, refunded_at = post["ref"][refunds], post["ts"][refunds]
+        hit = np.isin(order_no, refunded_no)
+        by_no = np.argsort(refunded_no)
+        refund_at[hit] = refunded_at[by_no[np.searchsorted(refunded_no, order_no[hit], sorter=by_no)]]
+        ship_at = o_ts + rng.integers(18 * HOUR_MS, 30 * HOUR_MS, n)
+        deliver_at = ship_at + rng.integers(20 * HOUR_MS, 60 * HOUR_MS, n)
+        carrier = rng.choice(len(ev.CARRIERS), size=n, p=ev.CARRIER_WEIGHTS)
+        ships = ~cancelled & (rng.random(n) < P_SHIP) & (ship_at < refund_at) & (ship_at < self.end_ms)
+        delivers = ships & (rng.random(n) < P_DELIVERED) & (deliver_at < refund_at) & (deliver_at < self.end_ms)
+        tb = TableBuilder()
+        tb.add(ev.ORDER_UPDATED, o_cust[ships], ts=ship_at[ships], ref=order_no[ships], aux=ev.SHIPPED,
+               aux2=carrier[ships])
+        tb.add(ev.ORDER_UPDATED, o_cust[delivers], ts=deliver_at[delivers], ref=order_no[delivers], aux=ev.DELIVERED)
         return tb.build()
 
     def _loyalty_until(self, until_ms: int) -> ev.Table:
