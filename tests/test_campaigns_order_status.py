@@ -182,3 +182,22 @@ def test_order_updated_statuses_other_than_shipped_and_delivered_are_no_change()
     assert (change["status"], change["tracking_url"], change["tracking_number"]) == ("shipped", "https://t.example/1",
                                                                                    "123456")
     assert order_status_change("Order Refunded", {"order_id": "o"})[0]["status"] == "refunded"
+
+
+def test_an_erasure_removes_the_tracking_links_of_the_customers_shipments(wh, shop, ses, campaigns, run_at):
+    from helpers import at
+    from relance.privacy import forget_customer
+
+    write_events(shop, "2026-11-20 09", [
+        customer("zoe"), customer("ada"),
+        order("zoe", "o-zoe", "2026-11-20 09:10", ("p1", 1, 39.9)), shipped("zoe", "o-zoe", "2026-11-20 09:40"),
+        order("ada", "o-ada", "2026-11-20 09:15", ("p1", 1, 39.9)), shipped("ada", "o-ada", "2026-11-20 09:45"),
+    ])
+    run_at(wh, shop, only(campaigns, "order_status"), ["2026-11-20 10:00"], ingest_from="2026-11-20 09:00")
+    done = forget_customer(wh, "zoe", at("2026-11-20 11:00"))
+    assert done["tables"]["order_status_changes"] == 1
+    got = {r["order_id"]: (r["status"], r["carrier"], r["tracking_url"], r["tracking_number"]) for r in wh.query(
+        "SELECT order_id, status, carrier, tracking_url, tracking_number FROM order_status_changes")}
+    assert got == {"o-zoe": ("shipped", "Colissimo", None, None),
+                   "o-ada": ("shipped", "Colissimo", TRACKING, "6A12345678901")}
+    assert forget_customer(wh, "zoe", at("2026-11-20 12:00"))["tables"].get("order_status_changes", 0) == 0

@@ -10,7 +10,8 @@ in one transaction, with the SQL of ``include/sql/privacy/`` (every value a boun
   stay, so a landing file loaded again is still recognised as loaded and counts add up),
   ``dropped_fields`` (the value), ``message_log`` (address, template context, a reason quoting
   an address; waiting messages become ``suppressed``), ``message_events`` (address and SES
-  payload), ``quarantine`` (a raw line quoting the customer);
+  payload), ``quarantine`` (a raw line quoting the customer), ``order_status_changes`` (the
+  tracking link and number of their shipments);
 * ``suppressions``: every address the customer was known by (customers, traits, outbox, the
   payloads of their events) is kept **only hashed** (``sha256:<hex>``, :func:`relance.keys.address_hash`),
   with the reason it had (``erasure`` if none): the suppression rule matches it against
@@ -48,6 +49,7 @@ _STEPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("privacy/scrub_message_log", "message_log", ("customer_id",)),
     ("privacy/scrub_dropped_fields", "dropped_fields", ("customer_id", "anonymous_ids")),
     ("privacy/scrub_events", "events", ("customer_id", "anonymous_ids")),
+    ("privacy/scrub_order_status_changes", "order_status_changes", ("customer_id",)),
     ("privacy/delete_identity_links", "identity_links", ("customer_id", "anonymous_ids")),
     ("privacy/delete_customer_traits", "customer_traits", ("customer_id",)),
     ("privacy/delete_stage_traits", "stage_customer_traits", ("customer_id",)),
