@@ -129,7 +129,7 @@ def _consent(wh: Warehouse, conn, events: list[SesEvent]) -> int:
             consent_rows.append({"message_id": event.event_id, "customer_id": customer_id, "channel": "email",
                                  "opt_in": opt_in, "changed_at": event.occurred_at, "source": source})
             trait_rows.append({"customer_id": customer_id, "trait": "email_opt_in", "value": "1" if opt_in else "0",
-                               "observed_at": event.occurred_at, "message_id": event.event_id})
+                               "observed_at": event.occurred_at, "observed_us": 0, "message_id": event.event_id})
     if not consent_rows:
         return 0
     written = wh.insert_rows("consent_changes", consent_rows, conn, on_conflict_do_nothing=["message_id", "channel"])
