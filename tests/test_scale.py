@@ -204,3 +204,31 @@ def test_parallel_parsing_yields_the_very_batches_of_the_serial_parser():
         serial = list(iter_batches(lines, "f", now, chunk_lines))
         assert len(list(_chunks(lines, chunk_lines))) == len(serial)
         assert list(parallel_batches(lines, "f", now, workers=2, chunk_lines=chunk_lines)) == serial
+
+
+def test_a_bulk_file_refreshes_the_statistics_as_the_tables_grow_and_loads_the_same(wh, monkeypatch):
+    """The ANALYZE-as-the-tables-grow path of a large file (thresholds lowered) changes no row."""
+    import json
+
+    import relance.ingest.events as events_module
+    from helpers import customer, dump_tables, order
+    from relance.ingest.events import load_events_file
+
+    calls = [customer(f"u{i}") for i in range(30)] + \
+        [order(f"u{i}", f"o{i}", "2026-11-01 10:10", ("p1", 1, 9.9)) for i in range(30)]
+    lines = [json.dumps(c).encode() + b"\n" for c in calls]
+    tables = ["events", "customers", "customer_traits", "orders", "order_items", "consent_changes", "ingest_files"]
+    now = at("2026-11-01 11:00")
+    load_events_file(wh, lines, "f", 10, now, chunk_lines=7)
+    plain = dump_tables(wh, tables)
+    for table in tables:
+        wh.execute(f"DELETE FROM {table}")
+    analyzed = []
+    monkeypatch.setattr(events_module, "ANALYZE_MIN_BYTES", 0)
+    monkeypatch.setattr(events_module, "ANALYZE_MIN_ROWS", 1)
+    original = type(wh).analyze
+    monkeypatch.setattr(type(wh), "analyze", lambda self, t, conn: analyzed.append(t) or original(self, t, conn))
+    load_events_file(wh, lines, "f", 10, now, chunk_lines=7)
+    assert dump_tables(wh, tables) == plain
+    if not wh.is_sqlite:
+        assert len(analyzed) >= 3  # 7-line chunks: the tables doubled a few times

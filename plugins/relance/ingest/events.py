@@ -57,6 +57,10 @@ MAX_LINE_BYTES = 1 << 20          # a longer line is quarantined (truncated) wit
 MAX_RAW_CHARS = 10_000            # quarantine keeps at most this much of a raw line
 CHUNK_LINES = 5_000               # lines parsed and written at a time (bounded memory)
 ANALYZE_AFTER_LINES = 20_000      # a file this long refreshes the planner statistics (PostgreSQL)
+ANALYZE_MIN_BYTES = 8 << 20       # … and a file this large, whenever the tables doubled while it loads
+ANALYZE_MIN_ROWS = 20_000
+INGEST_TABLES = ("events", "orders", "order_items", "customers", "customer_traits", "consent_changes",
+                 "identity_links")
 _LOCALE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
 _DATE_PREFIX = re.compile(r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})(?:$|[T ])")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
@@ -586,9 +590,18 @@ def load_events_file(wh: Warehouse, lines: Iterable[bytes], source_file: str, si
     anonymous_ids: set[str] = set()
     status_orders: set[str] = set()
     with wh.begin() as conn:
+        # a bulk load keeps the planner statistics in step while the tables grow (else a merge
+        # planned for the empty tables of an onboarding import's first chunk turns quadratic)
+        known = wh.estimated_rows("events", conn) if (size_bytes or 0) >= ANALYZE_MIN_BYTES else None
+        since_analyze = 0
         for batch in batches if batches is not None else iter_batches(lines, source_file, now, chunk_lines):
             for key, value in write_batch(wh, batch, conn).items():
                 totals[key] += value
+            if known is not None:
+                since_analyze += len(batch.events)
+                if since_analyze > max(known, ANALYZE_MIN_ROWS):  # the tables doubled
+                    wh.analyze(INGEST_TABLES, conn)
+                    known, since_analyze = known + since_analyze, 0
             customers.update(r["customer_id"] for r in batch.traits)
             customers.update(r["customer_id"] for r in batch.consent)
             anonymous_ids.update(batch.anonymous_ids)
@@ -603,8 +616,7 @@ def load_events_file(wh: Warehouse, lines: Iterable[bytes], source_file: str, si
         if totals["lines"] >= ANALYZE_AFTER_LINES:
             # a bulk load (an onboarding import) changes the tables' shape: without fresh
             # statistics the next trigger queries plan for the empty tables they knew
-            wh.analyze(("events", "orders", "order_items", "customers", "customer_traits", "consent_changes",
-                        "identity_links"), conn)
+            wh.analyze(INGEST_TABLES, conn)
         wh.insert_rows("ingest_files", [{
             "source_file": source_file, "kind": "events", "size_bytes": size_bytes, "lines": totals["lines"],
             "loaded": totals["loaded"], "duplicates": totals["duplicates"],
