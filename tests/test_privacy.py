@@ -153,6 +153,32 @@ def test_an_erased_address_that_comes_back_is_never_mailed_again(wh, tmp_path, s
     assert wh.scalar("SELECT COUNT(*) FROM suppressions WHERE email LIKE '%@%'") == 0
 
 
+def test_ses_events_about_an_erased_address_arriving_later_store_no_address(wh, tmp_path, ses, shipped):
+    """A bounce and a complaint about her old message come after the erasure (SES publishes late,
+    the queue redelivers): the events are stored for the rates, without her address or payload,
+    and nothing puts the address back in clear on the suppression list."""
+    from relance.feedback.parse import parse_body
+    from relance.feedback.store import apply_events
+
+    zoe_shop(wh, tmp_path, shipped)
+    (receipt,) = wh.query("SELECT send_key, provider_message_id FROM message_log WHERE customer_id = 'zoe'")
+    forget_customer(wh, "zoe", at("2026-11-20 14:00"))
+    fixtures = Path(__file__).parent / "fixtures" / "ses"
+    events = []
+    for name in ("event_bounce_permanent_sns.json", "event_complaint_sns.json"):
+        text = re.sub("jane.doe@example.com", ZOE.upper(), (fixtures / name).read_text(), flags=re.IGNORECASE)
+        text = text.replace("0102019a5c8f3e21-4b6f0d2e-8c1a-4f57-9e0b-3d2c1a0b9f8e-000000", receipt["provider_message_id"])
+        events += parse_body(text)
+    assert events and all(e.email == ZOE for e in events)
+    with wh.begin() as conn:
+        stats = apply_events(wh, conn, events, [], at("2026-11-20 15:00"))
+    assert stats["new_events"] == len(events) and stats["suppressed"] == 0
+    assert leftovers(wh, ZOE_PERSONAL) == {}
+    assert wh.scalar("SELECT COUNT(*) FROM message_events WHERE event_type IN ('Bounce', 'Complaint') "
+                     "AND email IS NULL AND detail IS NULL") == len(events)
+    assert [r["email"] for r in wh.query("SELECT email FROM suppressions")] == [address_hash(ZOE)]
+
+
 def test_the_cli_forgets_and_prints_counts_only(wh, tmp_path, ses, shipped, capsys):
     zoe_shop(wh, tmp_path, shipped)
     assert cli.main(["forget", "zoe", "--url", wh.uri]) == 0

@@ -14,6 +14,9 @@ For a batch of parsed events (and the bodies that could not be parsed):
    every customer of the message and every customer using the address;
 6. ``quarantine``: the bodies that were not SES events, with the reason.
 
+An event about an address an erasure request removed (on ``suppressions`` only hashed) is
+stored without the address and its payload, and suppresses nothing in clear.
+
 Every write is insert-if-absent or a guarded update, so applying the same batch twice changes
 nothing: a message deleted from the queue only after the commit may safely come back.
 """
@@ -27,6 +30,7 @@ from typing import Any
 
 from relance import settings
 from relance.feedback.parse import SesEvent
+from relance.keys import address_hash
 from relance.timeutil import utc
 from relance.warehouse import Warehouse
 
@@ -52,9 +56,14 @@ def apply_events(wh: Warehouse, conn, events: list[SesEvent], quarantined: list[
         unique.setdefault(event.event_id, event)
     events = list(unique.values())
     stats = {"events": len(events), "quarantined": len(quarantined)}
-    stats["new_events"] = wh.insert_rows(
-        "message_events", [e.row(as_of, sqs_ids.get(e.event_id)) for e in events], conn,
-        on_conflict_do_nothing=["event_id"])
+    erased = _erased_addresses(wh, conn, events)
+    rows = []
+    for event in events:
+        row = event.row(as_of, sqs_ids.get(event.event_id))
+        if event.email in erased:  # about an address an erasure request removed: not stored again
+            row.update(email=None, detail=None)
+        rows.append(row)
+    stats["new_events"] = wh.insert_rows("message_events", rows, conn, on_conflict_do_nothing=["event_id"])
     wh.insert_rows("quarantine", quarantined, conn, on_conflict_do_nothing=["source_file", "line_no"])
     if any(e.event_type == "Send" for e in events):
         from relance.dispatch import STALE_CLAIM
@@ -63,9 +72,20 @@ def apply_events(wh: Warehouse, conn, events: list[SesEvent], quarantined: list[
             "stale_before": settings.wall_clock() - STALE_CLAIM, "batch_id": None, "as_of": as_of}, conn) or 0)
         stats["reconciled"] += wh.execute("feedback/reconcile_unknown", {"as_of": as_of}, conn) or 0
     wh.execute("feedback/link_send_keys", {"since": as_of - LINK_LOOKBACK}, conn)
-    stats["suppressed"] = _suppress(wh, conn, events)
+    stats["suppressed"] = _suppress(wh, conn, [e for e in events if e.email not in erased])
     stats["opted_out"] = _consent(wh, conn, events)
     return stats
+
+
+def _erased_addresses(wh: Warehouse, conn, events: list[SesEvent]) -> set[str]:
+    """The events' addresses that an erasure request keeps suppressed only hashed
+    (:mod:`relance.privacy`): a late event about one stores neither the address nor its payload,
+    and puts no address in clear on the suppression list (it is on it already, hashed)."""
+    hashes = {address_hash(e.email): e.email for e in events if e.email}
+    found: set[str] = set()
+    for chunk in _chunks(sorted(hashes)):
+        found.update(hashes[r["email"]] for r in wh.query("privacy/erased_addresses", {"hashes": chunk}, conn))
+    return found
 
 
 def _suppress(wh: Warehouse, conn, events: list[SesEvent]) -> int:
