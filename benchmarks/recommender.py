@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 START = "2026-11-16"
 #: Ablations and baselines of the evaluation step, printed under it (same split, same exclusions).
 COMPARED = {"knn_only": "ablation: kNN only", "repeat_only": "ablation: repeat only",
+            "no_due": "ablation: no due-ness",
             "own_history": "own history", "popularity": "popularity (purchases)",
             "popularity_weighted": "popularity (weighted)"}
 

@@ -132,6 +132,15 @@ def test_recommender_beats_popularity_on_the_last_basket(recommended, store):
     assert ours["recall@10"] > 1.3 * popular["recall@10"]
     assert ours["ndcg@10"] > 1.3 * popular["ndcg@10"]
     assert recommended["recommender_recall@10"] == ours["recall@10"]
+    # the stronger baselines and the ablations sit next to it, on the same (test) customers
+    assert set(evaluation["baselines"]) == {"popularity", "popularity_weighted", "own_history"}
+    assert set(evaluation["ablations"]) == {"knn_only", "repeat_only", "no_due"}
+    assert evaluation["validation_customers"] > 0
+    assert all(f["customers"] == ours["customers"] for f in [*evaluation["baselines"].values(),
+                                                             *evaluation["ablations"].values()])
+    # due-ness orders the repeat purchases better than the customer's own history alone
+    assert ours["ndcg@10"] > evaluation["baselines"]["own_history"]["ndcg@10"]
+    assert ours["ndcg@10"] > evaluation["ablations"]["no_due"]["ndcg@10"]
 
 
 def test_recommendations_skip_bought_durables_and_out_of_stock_products(shop_wh, recommended):

@@ -127,9 +127,9 @@ def holdout_split(wh: Warehouse, as_of: datetime, max_customers: int = 20_000,
         wh.execute("ml/clear_holdout_baskets", clear, conn)
         wh.insert_rows("ml_holdout_baskets", holdout_rows, conn)
     try:
-        intervals = repurchase_intervals(wh, as_of, holdout_run=run_id)
-        consumables = set(intervals["product_id"])
         touches = interactions(wh, as_of, holdout_run=run_id)
+        intervals = repurchase_intervals(wh, as_of, holdout_run=run_id, touches=touches)
+        consumables = set(intervals["product_id"])
         truth = pd.DataFrame(wh.query("ml/holdout_items", {"run_id": run_id}),
                              columns=["customer_id", "product_id"])
     finally:

@@ -12,11 +12,17 @@ import pandas as pd
 
 from relance.warehouse import Warehouse
 
+#: PostgreSQL ``work_mem`` for the models' reads (transaction-local): at 1M customers their
+#: sorts and hash aggregates spill to disk with the default 4 MB.
+WORK_MEM = "256MB"
+
 
 def read_frame(wh: Warehouse, name: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
     """Result of an ``include/sql`` query as a DataFrame, fetched in chunks of plain tuples from
     the driver's cursor (SQLAlchemy rows cost pandas an attribute probe per row)."""
     with wh.begin() as conn:
+        if not wh.is_sqlite:  # one big analytical query: sort and hash in memory, not in temp files
+            conn.exec_driver_sql(f"SET LOCAL work_mem = '{WORK_MEM}'")
         result = conn.execute(wh.statement(name, params), wh.params(params))
         columns = list(result.keys())
         cursor = result.cursor

@@ -126,9 +126,9 @@ def train_recommendations(wh: Warehouse, as_of: datetime, store: ModelStore | No
     timings: dict[str, float] = {}
     started = time.perf_counter()
     products = catalog(wh)
-    intervals = repurchase_intervals(wh, as_of)
-    consumables = set(intervals["product_id"])
     touches = interactions(wh, as_of)
+    intervals = repurchase_intervals(wh, as_of, touches=touches)
+    consumables = set(intervals["product_id"])
     timings["read_s"] = round(time.perf_counter() - started, 2)
 
     t = time.perf_counter()
