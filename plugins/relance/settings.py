@@ -136,6 +136,12 @@ def ses_events_queue() -> str | None:
     return variable("tm_ses_events_queue")
 
 
+def events_queue() -> str | None:
+    """The SQS queue (URL or name) where Segment's AWS destination also puts the calls: the
+    ``transactional_now`` DAG's input (variable ``tm_events_queue``; unset: hourly path only)."""
+    return variable("tm_events_queue")
+
+
 def unsubscribe_base_url() -> str:
     return variable("tm_unsubscribe_url") or "https://shop.example/unsubscribe"
 

@@ -31,6 +31,9 @@ SPEC = {
     "ingest_ses_events": ("*/15 * * * *", None),
     "campaign_report": ("@daily", None),
 }
+#: Event-driven DAGs (issue 12 item 2): scheduled on an asset that an AssetWatcher in the
+#: triggerer updates (no DAG does) once the queue it watches is configured; without it, no schedule.
+EVENT_DRIVEN = {"transactional_now": ("relance_events_queue", "AIRFLOW_VAR_TM_EVENTS_QUEUE")}
 #: The UI's tag filter: one vocabulary (an area, and the campaign's category for planners).
 TAGS = {"relance", "ingest", "ml", "campaign", "marketing", "transactional", "dispatch", "feedback", "reporting"}
 #: Airflow re-parses each DAG file every 30 s: parsing must stay cheap (no heavy top-level work).
@@ -48,7 +51,7 @@ def test_the_dag_folder_imports_without_errors():
 
 
 def test_the_dag_ids_are_the_spec_ones_and_one_planner_per_campaign_file():
-    assert set(DAG_IDS) == set(SPEC) | set(PLANNERS)
+    assert set(DAG_IDS) == set(SPEC) | set(PLANNERS) | set(EVENT_DRIVEN)
 
 
 def test_every_dag_file_parses_quickly():
@@ -88,6 +91,9 @@ def test_the_dag_starts_in_utc_catches_up_on_nothing_and_has_real_intervals(dag_
     assert dag.start_date.utcoffset() == timedelta(0) and dag.start_date < datetime.now(UTC)
     assert dag.catchup is False
     assert "catchup=" in Path(dag.fileloc).read_text(), "catchup set explicitly in the DAG file"
+    if dag_id in EVENT_DRIVEN:  # no queue configured here: no schedule (see the test below)
+        assert type(dag.timetable).__name__ == "NullTimetable"
+        return
     schedule, asset = expected_schedule(dag_id)
     timetable = getattr(dag.timetable, "timetable", dag.timetable)  # AssetOrTimeSchedule wraps one
     assert type(timetable).__name__ == "CronDataIntervalTimetable", "runs must decide as of a data interval end"
@@ -119,6 +125,21 @@ def test_assets_chain_ingest_to_the_planners_to_the_dispatcher():
     for dag_id in DAG_IDS:  # no DAG waits on an asset nothing updates
         condition = getattr(BAG.dags[dag_id].timetable, "asset_condition", None)
         assert condition is None or str(condition) in produced, dag_id
+
+
+@pytest.mark.parametrize("dag_id", sorted(EVENT_DRIVEN))
+def test_an_event_driven_dag_runs_on_its_watched_asset_once_its_queue_is_set(dag_id, monkeypatch):
+    asset_name, variable = EVENT_DRIVEN[dag_id]
+    monkeypatch.setenv(variable, "https://sqs.eu-west-3.amazonaws.com/123456789012/segment-events")
+    bag = DagBag(dag_folder=str(Path(BAG.dags[dag_id].fileloc)))
+    assert bag.import_errors == {}
+    condition = bag.dags[dag_id].timetable.asset_condition
+    assert condition.name == asset_name
+    [watcher] = condition.watchers
+    name, kwargs = watcher.trigger.serialize()
+    assert name == "relance.triggers.SqsMessagesWaiting"
+    assert kwargs["queue"] == "https://sqs.eu-west-3.amazonaws.com/123456789012/segment-events"
+    assert bag.dags[dag_id].max_active_runs == 1
 
 
 def test_sends_are_mapped_over_batches_in_the_ses_pool():
