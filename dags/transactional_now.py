@@ -78,6 +78,8 @@ def transactional_now():
         result = run_fast_path(wh, aws.client("sqs"), queue, load_campaigns(), settings.wall_clock(),
                                context["run_id"], sender)
         log.info("transactional_now: %s", result)
+        if result["problems"]:
+            raise RuntimeError("; ".join(result["problems"]))
         return {"messages": result["queue"]["messages"], "planned": result["planned"], "sent": result["sent"]}
 
     send_transactional_now()

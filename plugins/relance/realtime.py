@@ -32,7 +32,7 @@ from typing import Any
 
 from relance.campaigns.config import Campaign
 from relance.campaigns.planner import plan_campaign
-from relance.dispatch import prepare, send_batch, summary
+from relance.dispatch import failed_templates, prepare, send_batch, summary
 from relance.feedback.queue import _delete, _receive, queue_name, queue_url
 from relance.ingest.events import load_events_file
 from relance.timeutil import utc
@@ -107,4 +107,8 @@ def run_fast_path(wh: Warehouse, sqs: Any, name_or_url: str, campaigns: dict[str
                     sent[key] = sent.get(key, 0) + value
     decided = summary(wh, now, run_id)
     log.info("fast path: %s messages read, %s planned, decisions %s", loaded["messages"], planned, decided)
-    return {"queue": loaded, "planned": planned, "sent": sent, "decisions": decided}
+    # a template error fails its campaign closed (no send): the run turns red for ops, like the
+    # dispatcher's report (the hourly path would fail the same rows the same way)
+    broken = failed_templates(wh, run_id)
+    return {"queue": loaded, "planned": planned, "sent": sent, "decisions": decided,
+            "problems": [f"template errors, campaigns failed closed: {broken}"] if broken else []}
