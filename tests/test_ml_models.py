@@ -423,3 +423,35 @@ def test_a_consumable_due_again_ranks_above_one_just_bought():
     assert list(top[0]) == [0, 1, 2]
     assert due_score(np.array([30.0]), np.array([30.0]))[0] == 1.0
     assert 0.45 < due_score(np.array([45.0]), np.array([30.0]))[0] < 0.55
+
+
+def test_segments_carry_an_expected_order_value(shop_wh, segmented):
+    rows = shop_wh.query("SELECT segment, frequency, monetary, expected_order_value AS v FROM customer_segments "
+                         "WHERE as_of = :d", {"d": DAY1.date()})
+    assert all(r["v"] is not None and r["v"] >= 0 for r in rows)
+    prospects = {round(r["v"], 2) for r in rows if r["segment"] == "prospects"}
+    assert len(prospects) == 1  # the shop's average order value
+    shop_average = prospects.pop()
+    big = [r for r in rows if r["frequency"] >= 3 and r["monetary"] / r["frequency"] > 2 * shop_average]
+    assert big and all(shop_average < r["v"] < r["monetary"] / r["frequency"] for r in big)  # shrunk, not ignored
+
+
+def test_cap_arbitration_ranks_by_propensity_times_order_value(wh):
+    """Expected value means value: a 30 % buyer of 100 € baskets comes before a 50 % buyer of 20 €
+    ones; a customer without an order value (rows from before migration 0017) keeps the
+    propensity alone."""
+    now = datetime(2026, 11, 20, 10, tzinfo=UTC)
+    day = now.date()
+    for customer_id, propensity, value in (("low_value", 0.5, 20.0), ("high_value", 0.3, 100.0), ("old_row", 0.4, None)):
+        wh.execute("INSERT INTO customer_segments (customer_id, as_of, segment, purchase_propensity, "
+                   "expected_order_value) VALUES (:c, :d, 'loyal', :p, :v)",
+                   {"c": customer_id, "d": day, "p": propensity, "v": value})
+    with wh.begin() as conn:
+        wh.insert_rows("message_log", [
+            {"send_key": f"k-{c}", "campaign_id": "c", "campaign_version": "v", "step": 1, "step_name": "s",
+             "variant": "a", "customer_id": c, "category": "marketing", "priority": 1, "trigger_id": f"t-{c}",
+             "trigger_at": now, "due_at": now, "context": "{}", "planned_at": now, "planned_by": "test",
+             "status": "planned"} for c in ("low_value", "old_row", "high_value")], conn)
+    rows = wh.query("outbox/due_candidates", {"as_of": now, "as_of_date": day, "campaign_ids": ["c"]})
+    assert [r["customer_id"] for r in rows] == ["high_value", "low_value", "old_row"]
+    assert [round(r["expected_value"], 2) for r in rows] == [30.0, 10.0, 0.4]

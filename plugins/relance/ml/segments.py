@@ -54,6 +54,8 @@ MIN_TRAINING_POSITIVES = 20
 #: RFM scores or twelve features need no more, and a 1M-customer shop fits in seconds; every
 #: customer is still scored and the held-out figures use every held-out customer.
 MAX_FIT_ROWS = 200_000
+#: Pseudo-orders at the shop's average order value in each customer's expected order value.
+VALUE_PRIOR_ORDERS = 2.0
 #: Weight of each anchor's prior, in average segment sizes (0 = plain k-means, large = fixed anchors).
 ANCHOR_WEIGHT = 0.5
 
@@ -115,6 +117,16 @@ def _propensity_pipeline():
 
 def _design(features: pd.DataFrame) -> np.ndarray:
     return features[PROPENSITY_FEATURES].to_numpy(dtype=float).clip(min=0)
+
+
+def expected_order_value(features: pd.DataFrame) -> np.ndarray:
+    """Per customer: their revenue kept per order (a refunded one counts 0), shrunk towards the shop's average by
+    ``VALUE_PRIOR_ORDERS`` pseudo-orders (one big order says little); the shop's average for
+    customers who never ordered. Times the propensity, the dispatcher's expected value."""
+    frequency = features["frequency"].to_numpy(float)
+    monetary = features["monetary"].to_numpy(float)
+    shop_average = monetary.sum() / frequency.sum() if frequency.sum() > 0 else 0.0
+    return (monetary + VALUE_PRIOR_ORDERS * shop_average) / (frequency + VALUE_PRIOR_ORDERS)
 
 
 def reliability(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict[str, float]]:
@@ -187,12 +199,14 @@ def build_segments(wh: Warehouse, as_of: datetime, store: ModelStore | None = No
     model, propensity_card = train_propensity(wh, as_of)
     propensity = (model.predict_proba(_design(features))[:, 1] if model is not None and len(features)
                   else np.full(len(features), np.nan))
+    order_value = expected_order_value(features)
     bought = features["frequency"].to_numpy() > 0
     rows = pd.DataFrame({"customer_id": features.index.astype(str), "as_of": day, "segment": segment.to_numpy(),
                          "purchase_propensity": np.round(propensity.astype(float), 6),
                          "recency_days": np.where(bought, np.round(features["recency_days"].to_numpy(float), 2), np.nan),
                          "frequency": features["frequency"].to_numpy().astype(int),
-                         "monetary": np.round(features["monetary"].to_numpy(float), 2), "model_version": version})
+                         "monetary": np.round(features["monetary"].to_numpy(float), 2),
+                         "expected_order_value": np.round(order_value, 2), "model_version": version})
     with wh.begin() as conn:
         wh.execute("ml/delete_customer_segments", {"as_of": day}, conn)
         write_frame(wh, "customer_segments", rows, conn)
