@@ -33,7 +33,7 @@ from typing import Any
 from relance.campaigns.config import Campaign
 from relance.campaigns.planner import plan_campaign
 from relance.dispatch import failed_templates, prepare, send_batch, summary
-from relance.feedback.queue import _delete, _receive, queue_name, queue_url
+from relance.feedback.queue import delete_messages, queue_name, queue_url, receive_messages
 from relance.ingest.events import load_events_file
 from relance.timeutil import utc
 from relance.warehouse import Warehouse
@@ -65,7 +65,7 @@ def drain_events(wh: Warehouse, sqs: Any, name_or_url: str, now: datetime, max_m
     while totals["messages"] < max_messages:
         chunk: list[dict[str, Any]] = []
         while len(chunk) < CHUNK:
-            received = _receive(sqs, url, wait_seconds)
+            received = receive_messages(sqs, url, wait_seconds)
             if not received:
                 break
             chunk.extend(received)
@@ -80,7 +80,7 @@ def drain_events(wh: Warehouse, sqs: Any, name_or_url: str, now: datetime, max_m
         for key in ("loaded", "duplicates", "quarantined"):
             totals[key] += counts.get(key, 0)
         totals["messages"] += len(chunk)
-        totals["deleted"] += _delete(sqs, url, chunk)
+        totals["deleted"] += delete_messages(sqs, url, chunk)
         if len(chunk) < CHUNK:
             break
     return totals

@@ -46,13 +46,13 @@ def source_of(queue: str, sqs_message_id: str) -> str:
     return f"sqs://{queue}/{sqs_message_id}"
 
 
-def _receive(sqs: Any, url: str, wait_seconds: int) -> list[dict[str, Any]]:
+def receive_messages(sqs: Any, url: str, wait_seconds: int) -> list[dict[str, Any]]:
     answer = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_seconds,
                                  VisibilityTimeout=VISIBILITY_TIMEOUT)
     return answer.get("Messages", [])
 
 
-def _delete(sqs: Any, url: str, messages: list[dict[str, Any]]) -> int:
+def delete_messages(sqs: Any, url: str, messages: list[dict[str, Any]]) -> int:
     """Delete processed messages; a failed delete only means the message comes back (harmless)."""
     deleted = 0
     for start in range(0, len(messages), 10):
@@ -102,7 +102,7 @@ def drain(wh: Warehouse, sqs: Any, name_or_url: str, as_of: datetime, max_messag
     while totals["messages"] < max_messages and time.monotonic() - started < time_budget:
         chunk: list[dict[str, Any]] = []
         while len(chunk) < CHUNK:
-            received = _receive(sqs, url, wait_seconds)
+            received = receive_messages(sqs, url, wait_seconds)
             if not received:
                 break
             chunk.extend(received)
@@ -110,7 +110,7 @@ def drain(wh: Warehouse, sqs: Any, name_or_url: str, as_of: datetime, max_messag
             break
         totals.update(process_messages(wh, queue, chunk, as_of))
         totals["messages"] += len(chunk)
-        totals["deleted"] += _delete(sqs, url, chunk)
+        totals["deleted"] += delete_messages(sqs, url, chunk)
         log.info("%s: %d messages so far (%s)", queue, totals["messages"], dict(totals))
         if len(chunk) < CHUNK:
             break  # the queue answered empty
