@@ -222,11 +222,15 @@ def test_task_logs_and_xcom_never_hold_an_address(dagbag, ses, warehouse_url, tm
     """ingest_behaviour (with a quarantined line and dropped traits that quote addresses), the
     receipts' planner and dispatch_messages (two receipts sent), then the erasure request from
     the trigger form: at INFO, the production level, no task log line and no XCom value holds an
-    address."""
+    address, nor the AWS secret key or the unsubscribe secret the runs used."""
     import logging
 
     caplog.set_level(logging.INFO)
     landing = tmp_path / "landing"
+    # credentials that must not reach a log either: the AWS secret key, the unsubscribe secret
+    secrets = {"AWS_SECRET_ACCESS_KEY": "aws-secret-9f2c41d7e0", "AIRFLOW_VAR_TM_UNSUBSCRIBE_SECRET": "unsub-secret-5b7e93a1"}
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", warehouse_url)
     monkeypatch.setenv("AIRFLOW_VAR_TM_LANDING", str(landing))
     write_catalog(landing, "2026-11-19", [product("p1", title="Croquettes")])
@@ -264,4 +268,5 @@ def test_task_logs_and_xcom_never_hold_an_address(dagbag, ses, warehouse_url, tm
           f"XCom values scanned, {len(leaks)} + {sum(bool(EMAIL.search(x)) for x in xcoms)} with an address")
     assert not leaks, leaks[:5]
     assert not [x for x in xcoms if EMAIL.search(x)]
+    assert not [v for v in secrets.values() if v in text or any(v in x for x in xcoms)], "a credential was logged"
 
