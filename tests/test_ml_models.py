@@ -108,7 +108,14 @@ def test_propensity_ranks_buyers_on_the_held_out_period_and_the_card_says_so(sho
     assert len(held_out["reliability"]) == 10
     assert card["propensity"]["training_window"]["features_as_of"].startswith("2026-05-21")
     assert card["propensity"]["held_out_window"]["label_window"][1].startswith("2026-11-17")
-    assert "recency_days" in card["propensity"]["features"]
+    assert {"recency_days", "decayed_orders", "trend", "recency_vs_gap"} <= set(card["propensity"]["features"])
+    # a gradient-boosted model is fitted beside the logistic one, kept only if it wins with calibration intact
+    candidates, chosen = card["propensity"]["candidates"], card["propensity"]["chosen"]
+    assert set(candidates) == {"logistic", "gradient_boosting"}
+    boosted, logistic = candidates["gradient_boosting"], candidates["logistic"]
+    wins = boosted["auc"] >= logistic["auc"] + 0.005 and boosted["brier"] <= logistic["brier"]
+    assert chosen == ("gradient_boosting" if wins else "logistic")
+    assert held_out["auc"] == candidates[chosen]["auc"]
     assert sum(card["segments"]["sizes"].values()) == card["customers"] == segmented[0]["customers"]
     p = shop_wh.query("SELECT segment, AVG(purchase_propensity) AS p, MIN(purchase_propensity) AS lo, "
                       "MAX(purchase_propensity) AS hi FROM customer_segments WHERE as_of = :d GROUP BY segment",

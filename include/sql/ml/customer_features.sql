@@ -8,7 +8,7 @@
 -- Population: customers known before :as_of — created before it (trait created_at), or with
 -- an order or behaviour before it; with :snapshot = 0 (scoring the day itself) also those with
 -- no created_at trait. Never by updated_at (a later identify would move a customer in or out).
--- Parameters: :as_of (exclusive end), :d30, :d90, :d365 (as_of minus 30, 90, 365 days),
+-- Parameters: :as_of (exclusive end), :d30, :d90, :d180, :d365 (as_of minus 30, 90, 180, 365 days),
 -- :snapshot (1 = a past snapshot for training or evaluation, 0 = scoring as of the run).
 -- Grain: one row per customer.
 WITH orders_as_of AS (
@@ -31,6 +31,7 @@ o AS (
            SUM(CASE WHEN status = 'completed' THEN COALESCE(revenue, 0) ELSE 0 END) AS monetary,
            SUM(CASE WHEN status = 'refunded' THEN 1 ELSE 0 END) AS refunds,
            SUM(CASE WHEN ordered_at >= :d90 THEN 1 ELSE 0 END) AS orders_90d,
+           SUM(CASE WHEN ordered_at >= :d180 AND ordered_at < :d90 THEN 1 ELSE 0 END) AS orders_prev_90d,
            SUM(CASE WHEN ordered_at >= :d365 THEN 1 ELSE 0 END) AS orders_365d,
            MIN(ordered_at) AS first_order_at,
            MAX(ordered_at) AS last_order_at
@@ -57,6 +58,7 @@ SELECT c.customer_id,
        COALESCE(o.monetary, 0) AS monetary,
        COALESCE(o.refunds, 0) AS refunds,
        COALESCE(o.orders_90d, 0) AS orders_90d,
+       COALESCE(o.orders_prev_90d, 0) AS orders_prev_90d,
        COALESCE(o.orders_365d, 0) AS orders_365d,
        o.first_order_at,
        o.last_order_at,
