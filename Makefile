@@ -45,6 +45,7 @@ bench: $(STAMP)
 	@$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-bench.txt -c constraints.txt
 	@$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 	@$(BIN)/python -m benchmarks.recommender $(BENCH_ARGS)
+	@$(BIN)/python -m benchmarks.send
 	@$(BIN)/python -m benchmarks.run --report
 
 airflow: $(STAMP)

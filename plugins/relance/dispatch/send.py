@@ -4,8 +4,10 @@ send, record the outcome — the send-time rules of :data:`relance.dispatch.poli
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.message import EmailMessage
 from typing import Any
 
 from relance import settings
@@ -78,12 +80,12 @@ def send_batch(wh: Warehouse, batch_id: str, campaigns: dict[str, Campaign], sen
                as_of: datetime, clock=None) -> dict[str, int]:
     """Send one batch (:func:`_send_rows`) through one warehouse connection held for the batch:
     a few small transactions per message, none opening a connection of its own."""
-    with wh.pinned() as pinned:
-        return _send_rows(pinned, batch_id, campaigns, sender, as_of, clock)
+    with wh.pinned() as pinned, wh.pinned(autocommit=True) as reader:
+        return _send_rows(pinned, batch_id, campaigns, sender, as_of, clock, reader)
 
 
 def _send_rows(wh: Warehouse, batch_id: str, campaigns: dict[str, Campaign], sender: SesSender,
-               as_of: datetime, clock=None) -> dict[str, int]:
+               as_of: datetime, clock=None, reader: Warehouse | None = None) -> dict[str, int]:
     """Send one batch. Safe to retry: rows another attempt left ``sending`` are reconciled or
     marked ``unknown``, never sent again; the rows still ``queued`` in the batch are taken back
     (a new lease) and sent."""
@@ -98,50 +100,87 @@ def _send_rows(wh: Warehouse, batch_id: str, campaigns: dict[str, Campaign], sen
     rows = wh.query("outbox/batch_rows", {"batch_id": batch_id})
     lease = _Lease(wh, batch_id, clock)
     ambiguous_in_a_row = 0
-    for done, row in enumerate(rows):
-        lease.keep(len(rows) - done)
-        getattr(sender.pacer, "expect", lambda _: None)(len(rows) - done)  # slots: no more than rows left
-        key = row["send_key"]
 
-        def claim(key=key) -> bool:
-            return bool(wh.execute("outbox/claim_for_sending", {"send_key": key, "batch_id": batch_id,
-                                                                "claimed_at": clock()}))
-
+    def prepare(row: dict[str, Any]) -> Outcome | Ready:
+        """What to do with a row, from reads and rendering only (no write)."""
         campaign = campaigns.get(row["campaign_id"])
         if _stale(campaign, row, clock()):
-            outcome = Outcome("expired", "due more than the campaign max_lateness ago (its batch ran late)")
-        elif row["campaign_id"] in broken:
-            outcome = Outcome("failed", broken[row["campaign_id"]])
-        else:
-            outcome = send_one(wh, row, campaigns, sender, from_address, as_of, clock, claim)
-            if outcome is None:
-                continue  # another run or attempt has it
-            if outcome.status == "failed" and outcome.reason.startswith(TEMPLATE_ERROR):
-                broken[row["campaign_id"]] = outcome.reason
-                log.error("campaign %s fails closed: %s", row["campaign_id"], outcome.reason)
-        if outcome.status == "retry":
-            wh.execute("outbox/release_for_retry", {"send_key": key, "reason": outcome.reason})
-        elif outcome.called_ses:
-            wh.execute("outbox/record_outcome", {
-                "send_key": key, "batch_id": batch_id, "status": outcome.status, "reason": outcome.reason,
-                "decided_at": as_of, "sent_at": outcome.sent_at, "provider_message_id": outcome.message_id})
-        elif not wh.execute("outbox/record_in_batch", {"send_key": key, "batch_id": batch_id,
-                                                       "status": outcome.status, "reason": outcome.reason,
-                                                       "decided_at": as_of}):
-            continue  # another run took it back meanwhile
-        counts[outcome.status] = counts.get(outcome.status, 0) + 1
-        ambiguous_in_a_row = ambiguous_in_a_row + 1 if outcome.status == "unknown" and outcome.called_ses else 0
-        if ambiguous_in_a_row >= AMBIGUOUS_STREAK:
-            raise SesUnreliable(f"batch {batch_id}: {ambiguous_in_a_row} SES calls in a row may or may not have "
-                                f"gone through ({outcome.reason}); the rest of the batch stays queued for the retry")
+            return Outcome("expired", "due more than the campaign max_lateness ago (its batch ran late)")
+        if row["campaign_id"] in broken:
+            return Outcome("failed", broken[row["campaign_id"]])
+        prepared = render_one(reader or wh, row, campaigns, from_address, as_of)
+        if isinstance(prepared, Outcome) and prepared.status == "failed" and prepared.reason.startswith(
+                TEMPLATE_ERROR):
+            broken[row["campaign_id"]] = prepared.reason
+            log.error("campaign %s fails closed: %s", row["campaign_id"], prepared.reason)
+        return prepared
+
+    # The SES call of a row runs in a courier thread while this thread prepares the next row
+    # (content queries, render, MIME): the writes — claim, then the outcome — keep their order,
+    # row after row, exactly as one row at a time would make them.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ses-send") as courier:
+        upcoming = _attempt(prepare, rows[0]) if rows else None
+        for done, row in enumerate(rows):
+            lease.keep(len(rows) - done)
+            getattr(sender.pacer, "expect", lambda _: None)(len(rows) - done)  # slots: no more than rows left
+            key = row["send_key"]
+            prepared = upcoming.result()
+            call = None
+            if isinstance(prepared, Ready) and wh.execute("outbox/claim_for_sending", {
+                    "send_key": key, "batch_id": batch_id, "claimed_at": clock()}):
+                call = courier.submit(deliver, prepared, row, sender, clock)
+            upcoming = _attempt(prepare, rows[done + 1]) if done + 1 < len(rows) else None
+            if isinstance(prepared, Ready):
+                if call is None:
+                    continue  # another run or attempt has it
+                outcome = call.result()
+            else:
+                outcome = prepared
+            if outcome.status == "retry":
+                wh.execute("outbox/release_for_retry", {"send_key": key, "reason": outcome.reason})
+            elif outcome.called_ses:
+                wh.execute("outbox/record_outcome", {
+                    "send_key": key, "batch_id": batch_id, "status": outcome.status, "reason": outcome.reason,
+                    "decided_at": as_of, "sent_at": outcome.sent_at, "provider_message_id": outcome.message_id})
+            elif not wh.execute("outbox/record_in_batch", {"send_key": key, "batch_id": batch_id,
+                                                           "status": outcome.status, "reason": outcome.reason,
+                                                           "decided_at": as_of}):
+                continue  # another run took it back meanwhile
+            counts[outcome.status] = counts.get(outcome.status, 0) + 1
+            ambiguous_in_a_row = ambiguous_in_a_row + 1 if outcome.status == "unknown" and outcome.called_ses else 0
+            if ambiguous_in_a_row >= AMBIGUOUS_STREAK:
+                raise SesUnreliable(f"batch {batch_id}: {ambiguous_in_a_row} SES calls in a row may or may not "
+                                    f"have gone through ({outcome.reason}); the rest of the batch stays queued "
+                                    "for the retry")
     return counts
 
 
 def send_one(wh: Warehouse, row: dict[str, Any], campaigns: dict[str, Campaign], sender: SesSender,
              from_address: str, as_of: datetime, clock, claim) -> Outcome | None:
-    """Render the row's message, then ``claim()`` it (``queued`` → ``sending``) and call SES —
-    rendering first keeps the window where a crash leaves a row ``sending`` without SES having
-    been called as short as one database commit. None: the claim failed (another run has it)."""
+    """One row: render its message (:func:`render_one`), then ``claim()`` it (``queued`` →
+    ``sending``) and call SES (:func:`deliver`) — rendering first keeps the window where a crash
+    leaves a row ``sending`` without SES having been called as short as one database commit.
+    None: the claim failed (another run has it). (:func:`send_batch` runs the same steps, the
+    SES call of one row alongside the rendering of the next.)"""
+    prepared = render_one(wh, row, campaigns, from_address, as_of)
+    if isinstance(prepared, Outcome):
+        return prepared
+    if not claim():
+        return None
+    return deliver(prepared, row, sender, clock)
+
+
+@dataclass
+class Ready:
+    """A row's message, rendered and built: what is left is to claim the row and call SES."""
+    message: EmailMessage
+    campaign_id: str
+    list_management: dict[str, str] | None
+
+
+def render_one(wh: Warehouse, row: dict[str, Any], campaigns: dict[str, Campaign], from_address: str,
+               as_of: datetime) -> Outcome | Ready:
+    """The row's message (reads and rendering only), or why there is none."""
     campaign = campaigns.get(row["campaign_id"])
     if campaign is None:
         return Outcome("failed", f"campaign {row['campaign_id']} is no longer defined")
@@ -180,12 +219,26 @@ def send_one(wh: Warehouse, row: dict[str, Any], campaigns: dict[str, Campaign],
         return Outcome("failed", f"{TEMPLATE_ERROR}: {exc}")
     except HeaderError as exc:
         return Outcome("failed", f"invalid header: {exc}")
-    if not claim():
-        return None
+    return Ready(message, campaign.id, list_management)
+
+
+def deliver(ready: Ready, row: dict[str, Any], sender: SesSender, clock) -> Outcome:
+    """The SES call of a claimed row, and what it answered."""
     try:
-        message_id = sender.send(message, row["send_key"], campaign.id, list_management=list_management)
+        message_id = sender.send(ready.message, row["send_key"], ready.campaign_id,
+                                 list_management=ready.list_management)
     except SendError as exc:
         if exc.retryable:
             return Outcome("retry", f"SES refused for now, retried next run: {exc}", called_ses=True)
         return Outcome("unknown" if exc.ambiguous else "failed", str(exc), called_ses=True)
     return Outcome("sent", None, clock(), message_id, called_ses=True)
+
+
+def _attempt(function, *args) -> Future:
+    """``function(*args)`` now, its result or exception held until asked for (``.result()``)."""
+    done: Future = Future()
+    try:
+        done.set_result(function(*args))
+    except Exception as exc:  # noqa: BLE001 - raised again by .result(), in its turn
+        done.set_exception(exc)
+    return done

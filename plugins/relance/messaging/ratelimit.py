@@ -73,13 +73,22 @@ class WarehouseSlots:
 
     def __init__(self, wh: Any, limiter_id: str = LIMITER_ID):
         self._stack = contextlib.ExitStack()
-        # a connection of its own, held: the send loop has its own, maybe in another thread
-        self.wh = self._stack.enter_context(wh.pinned()) if hasattr(wh, "pinned") else wh
+        # a connection of its own, held (the send loop has its own, in another thread), in
+        # autocommit: a reservation is one statement, one round trip
+        self.wh = self._stack.enter_context(wh.pinned(autocommit=True)) if hasattr(wh, "pinned") else wh
+        if not self.wh.is_sqlite:
+            # a reservation need not wait for the disk: lost in a database crash, it costs at
+            # most a few slots given twice, right after the crash
+            self.wh.execute("ratelimit/session_async_commit")
         self.limiter_id = limiter_id
         self.wh.execute("ratelimit/ensure_rate_limiter", {"limiter_id": limiter_id})
 
     def close(self) -> None:
-        self._stack.close()
+        try:
+            if not self.wh.is_sqlite:
+                self.wh.execute("ratelimit/session_reset_commit")
+        finally:
+            self._stack.close()
 
     def reserve(self, slots: int, spacing: float, now: float) -> float:
         rows = self.wh.query("ratelimit/reserve_send_slots", {"limiter_id": self.limiter_id, "slots": slots,
@@ -154,6 +163,19 @@ class SharedPacer:
         self._gap = 0.0  # this task's own time between two sends (EWMA), sleeping excluded
         self._expected: int | None = None
         self._round_trip = 0.0  # of a reservation: slots are asked from when the answer arrives
+        self._on_the_wire = False
+
+    def pace_on_the_wire(self, client: Any) -> SharedPacer:
+        """Wait for the slot right before each SendEmail request of ``client`` goes out — after
+        botocore has built and signed it (its ``before-send`` event) — rather than before the
+        request is built: the send leaves at its slot, not a few milliseconds of serialising
+        later. :meth:`wait` (what ``SesSender`` calls per attempt) then returns at once."""
+        client.meta.events.register("before-send.sesv2.SendEmail", self._before_send)
+        self._on_the_wire = True
+        return self
+
+    def _before_send(self, **_) -> None:
+        self._wait()  # None: botocore goes on and sends the request
 
     def __enter__(self) -> SharedPacer:
         return self
@@ -178,6 +200,10 @@ class SharedPacer:
         return max(1, n)
 
     def wait(self) -> None:
+        if not self._on_the_wire:
+            self._wait()
+
+    def _wait(self) -> None:
         with self._lock:
             now = self.clock()
             if self._last_return is not None:
@@ -198,12 +224,14 @@ class SharedPacer:
                     self.slots.extend(end - (n - i) * self.spacing for i in range(n))
                     now = self.clock()
                     continue
-                slot = self.slots.popleft()
+                if self.slots[0] > now:
+                    self.sleep(self.slots[0] - now)
+                    now = self.clock()
+                    continue  # woken late (a busy host)? the slot is checked again
+                self.slots.popleft()
                 if self._expected is not None:
                     self._expected = max(1, self._expected - 1)
-                if slot > now:
-                    self.sleep(slot - now)
-                self._last_return = self.clock()
+                self._last_return = now
                 return
 
     def close(self) -> None:
@@ -264,4 +292,4 @@ def slot_store(wh: Any) -> SlotStore:
 
 def shared_pacer(wh: Any, client: Any) -> SharedPacer:
     """The pacer of one send task: the deployment's rate, slots from the shared timeline."""
-    return SharedPacer(slot_store(wh), deployment_rate(client))
+    return SharedPacer(slot_store(wh), deployment_rate(client)).pace_on_the_wire(client)

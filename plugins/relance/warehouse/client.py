@@ -88,13 +88,17 @@ class Warehouse:
             yield conn
 
     @contextmanager
-    def pinned(self) -> Iterator[Warehouse]:
+    def pinned(self, autocommit: bool = False) -> Iterator[Warehouse]:
         """This warehouse through one connection held for the block: every statement still
         commits on its own (or with the others of a ``begin()``), but no connection is opened
         and closed per statement — which SQLite (no pool: ``engine.py``) otherwise does, at
         milliseconds a time. For a loop of many small transactions (``send_batch``); one
-        thread at a time."""
+        thread at a time. ``autocommit``: for statements that each stand alone (queries, one
+        atomic update) — on PostgreSQL one round trip each instead of three (``BEGIN``, the
+        statement, ``COMMIT``); SQLite keeps its ``BEGIN IMMEDIATE`` transactions."""
         with self.engine.connect() as conn:
+            if autocommit and not self.is_sqlite:
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
             clone = copy.copy(self)
             clone._pinned = conn
             yield clone

@@ -1,0 +1,222 @@
+"""``make bench`` (send part): the dispatcher's send phase against a bare boto3 loop.
+
+Both talk to the same SES emulator (moto server in a process of its own), one thread each:
+
+* **bare**: ``sesv2.send_email`` with one prebuilt Raw MIME message, N times — the ceiling;
+* **dispatcher**: N order receipts planned by ``order_confirmation`` and claimed into batches
+  by ``prepare``, then every batch through ``send_batch`` (claim, content queries, render,
+  MIME, send, record) one after the other, the send rate set far above what the emulator takes.
+
+The ratio dispatcher / bare is the figure the README quotes (target >= 0.9). Not a test: the
+figures depend on the machine; compare ratios on the same machine.
+
+    python -m benchmarks.send --messages 2000 --backends sqlite,postgresql [--profile out.prof]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_URL = os.environ.get("TM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+ORDER_HOUR = datetime(2026, 11, 20, 10, tzinfo=UTC)
+CATALOG_HEADER = ["id", "title", "description", "link", "image_link", "price", "sale_price", "availability",
+                  "brand", "product_type", "quantity"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_emulator() -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    for _ in range(100):
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return proc, f"http://127.0.0.1:{port}"
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("the SES emulator did not start")
+
+
+def reset_emulator(endpoint: str) -> None:
+    import requests
+
+    from relance import aws
+
+    requests.post(f"{endpoint}/moto-api/reset", timeout=10).raise_for_status()
+    aws.client("sesv2").create_email_identity(EmailIdentity="shop.example")
+
+
+def write_landing(landing: Path, messages: int) -> None:
+    """``messages`` customers, each with one order in ORDER_HOUR, and a small catalog."""
+    import csv
+
+    folder = landing / f"events/dt={ORDER_HOUR:%Y-%m-%d}/hour={ORDER_HOUR:%H}"
+    folder.mkdir(parents=True)
+    with (folder / "events-0000.jsonl").open("w") as out:
+        for i in range(messages):
+            user = f"c{i:06d}"
+            when = (ORDER_HOUR + timedelta(seconds=i % 3000)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+            out.write(json.dumps({"type": "identify", "userId": user, "timestamp": when, "messageId": f"id-{i}",
+                                  "traits": {"email": f"{user}@example.com", "first_name": f"Client{i}",
+                                             "locale": "fr" if i % 3 else "en", "timezone": "Europe/Paris",
+                                             "email_opt_in": True}}) + "\n")
+            products = [{"product_id": f"p{(i + k) % 40}", "quantity": 1 + k, "price": 9.9 + k} for k in range(2)]
+            out.write(json.dumps({"type": "track", "userId": user, "event": "Order Completed", "timestamp": when,
+                                  "messageId": f"o-{i}", "properties": {
+                                      "order_id": f"o{i:06d}", "revenue": sum(p["price"] * p["quantity"]
+                                                                              for p in products),
+                                      "currency": "EUR", "products": products}}) + "\n")
+    catalog = landing / f"catalog/dt={ORDER_HOUR:%Y-%m-%d}"
+    catalog.mkdir(parents=True)
+    with (catalog / "products.csv").open("w", newline="") as out:
+        writer = csv.DictWriter(out, fieldnames=CATALOG_HEADER)
+        writer.writeheader()
+        for p in range(40):
+            writer.writerow({"id": f"p{p}", "title": f"Produit {p}", "description": "",
+                             "link": f"https://shop.example/p/p{p}", "image_link": f"https://shop.example/i/p{p}.jpg",
+                             "price": f"{9.9 + p:.2f} EUR", "sale_price": "", "availability": "in_stock",
+                             "brand": "Marque", "product_type": "Animalerie > Chien", "quantity": 20})
+
+
+def warehouse_url(backend: str, workdir: Path):
+    if backend == "sqlite":
+        return f"sqlite:///{workdir / 'send.db'}", lambda: None
+    import sqlalchemy as sa
+
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(PG_URL, poolclass=sa.pool.NullPool)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+
+    def drop():
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+    sep = "&" if "?" in PG_URL else "?"
+    return f"{PG_URL}{sep}options=-csearch_path%3D{schema}", drop
+
+
+def bare_loop(raw: bytes, messages: int) -> float:
+    """Messages per second of a bare single-threaded ``send_email`` loop."""
+    from relance import aws
+
+    client = aws.client("sesv2", retries=0)
+    started = time.perf_counter()
+    for i in range(messages):
+        client.send_email(FromEmailAddress="boutique@shop.example",
+                          Destination={"ToAddresses": [f"c{i:06d}@example.com"]},
+                          Content={"Raw": {"Data": raw}},
+                          EmailTags=[{"Name": "send_key", "Value": f"k{i}"},
+                                     {"Name": "campaign_id", "Value": "order_confirmation"}])
+    return messages / (time.perf_counter() - started)
+
+
+def prepared_batches(url: str, landing: Path) -> tuple[object, dict, list[str], datetime]:
+    from relance import warehouse
+    from relance.campaigns.config import load_campaigns
+    from relance.campaigns.planner import mark_live_since, plan_campaign
+    from relance.dispatch import prepare
+    from relance.ingest import ingest_window
+
+    wh = warehouse.connect(url)
+    as_of = ORDER_HOUR + timedelta(hours=1)
+    ingest_window(wh, str(landing), ORDER_HOUR, as_of)
+    campaigns = load_campaigns()
+    mark_live_since(wh, ORDER_HOUR - timedelta(days=1))
+    plan_campaign(wh, campaigns["order_confirmation"], as_of, run_id="bench")
+    batches = prepare(wh, campaigns, as_of, as_of, run_id="bench")
+    return wh, campaigns, batches, as_of
+
+
+def dispatcher_send_phase(wh, campaigns: dict, batches: list[str], as_of: datetime,
+                          profile: str | None) -> tuple[float, dict]:
+    from relance.dispatch import send_batch
+    from relance.messaging.ratelimit import shared_pacer
+    from relance.messaging.ses import SesSender, ses_client
+
+    counts: dict[str, int] = {}
+    profiler = cProfile.Profile() if profile else None
+    started = time.perf_counter()
+    if profiler:
+        profiler.enable()
+    for batch_id in batches:  # what each mapped send task does (dags/dispatch_messages.py)
+        client = ses_client()
+        with shared_pacer(wh, client) as pacer:
+            for status, n in send_batch(wh, batch_id, campaigns, SesSender(client, pacer), as_of).items():
+                counts[status] = counts.get(status, 0) + n
+    if profiler:
+        profiler.disable()
+        profiler.dump_stats(profile)
+    return time.perf_counter() - started, counts
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--profile", help="write a cProfile of the dispatcher's send phase here")
+    parser.add_argument("--out", default=str(ROOT / ".local" / "bench_send.json"))
+    args, _ = parser.parse_known_args()  # make bench passes the pipeline bench's BENCH_ARGS too
+    proc, endpoint = start_emulator()
+    os.environ.update({"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing",
+                       "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "eu-west-1",
+                       "AIRFLOW_VAR_TM_SES_MAX_SEND_RATE": "100000",
+                       "RELANCE_SIMULATED_NOW": (ORDER_HOUR + timedelta(hours=1)).isoformat()})
+    workdir = Path(tempfile.mkdtemp(prefix="relance-bench-send-"))
+    results = []
+    try:
+        write_landing(workdir / "landing", args.messages)
+        print(f"{'backend':<11} {'messages':>8} {'bare msg/s':>11} {'dispatcher msg/s':>17} {'ratio':>6}  statuses")
+        for backend in args.backends.split(","):
+            url, drop = warehouse_url(backend, workdir)
+            os.environ["AIRFLOW_CONN_WAREHOUSE"] = url
+            try:
+                reset_emulator(endpoint)
+                wh, campaigns, batches, as_of = prepared_batches(url, workdir / "landing")
+                import requests
+
+                # the bare loop sends a receipt as the dispatcher renders it (same size on the wire)
+                wall, counts = dispatcher_send_phase(wh, campaigns, batches, as_of, args.profile)
+                sample = requests.get(f"{endpoint}/moto-api/data.json", timeout=30).json()["ses"]["RawMessage"][0]
+                reset_emulator(endpoint)
+                bare = bare_loop(sample["raw_data"].encode(), args.messages)
+                sent = counts.get("sent", 0)
+                rate = sent / wall
+                row = {"backend": backend, "messages": args.messages, "bare_msg_s": round(bare, 1),
+                       "dispatcher_msg_s": round(rate, 1), "ratio": round(rate / bare, 2), "statuses": counts}
+                results.append(row)
+                print(f"{backend:<11} {args.messages:>8} {bare:>11.1f} {rate:>17.1f} {rate / bare:>6.2f}  {counts}",
+                      flush=True)
+                wh.engine.dispose()
+            finally:
+                drop()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        shutil.rmtree(workdir, ignore_errors=True)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=1))
+    print(f"send ratio (dispatcher / bare boto3 loop, one thread each; target >= 0.9) written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
