@@ -91,6 +91,8 @@ def calendar_params(as_of: datetime) -> dict[str, str]:
 
 #: due windows a trigger SQL may use (:due1_from, :due1_to … :due4_to)
 DUE_WINDOWS = 4
+#: a run that plans this many rows refreshes the outbox's planner statistics
+ANALYZE_AFTER_PLANNED = 10_000
 
 
 def due_windows(campaign: Campaign, as_of: datetime, live_since: datetime | None = None) -> dict[str, datetime]:
@@ -241,6 +243,10 @@ def plan_campaign(wh: Warehouse, campaign: Campaign, as_of: datetime, run_id: st
         if dry_run:
             return _record_dry_run(wh, campaign, rows, run_id, triggers, conn)
         inserted = wh.insert_rows("message_log", rows, conn, on_conflict_do_nothing=["send_key"])
+        if inserted >= ANALYZE_AFTER_PLANNED:
+            # a backlog planned at once (a first run on a large shop): the next queries on the
+            # outbox should not be planned for the table it was before (PostgreSQL)
+            wh.analyze(("message_log",), conn)
         exited = apply_exits(wh, campaign, as_of, conn)
     return {"campaign_id": campaign.id, "triggers": len(triggers), "due": len(rows), "planned": inserted,
             "exited": exited, "as_of": as_of.astimezone(UTC).isoformat()}
