@@ -53,7 +53,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ENV_FILE = ROOT / "airflow.env"
 BIN = Path(sys.executable).parent
 HOURS = 3
-CUSTOMERS = 5000
+CUSTOMERS = 2000
 SEED = 7
 BACKFILLED = "campaign__cart_abandonment"
 PG_URL = os.environ.get("TM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -384,6 +384,44 @@ def hour_counts(wh, run_id: str) -> tuple[int, int]:
     return planned, sent
 
 
+DAYTIME_ZONES = ("Pacific/Honolulu", "America/Los_Angeles", "America/New_York", "America/Sao_Paulo",
+                 "Europe/Paris", "Asia/Dubai", "Asia/Kolkata", "Asia/Tokyo", "Pacific/Auckland")
+
+
+def plant_hours(landing: Path, hours: list[datetime]) -> list[str]:
+    """In each replayed hour, a new shopper (in a time zone where it is daytime then, so quiet
+    hours do not defer the welcome) signs up and orders: every interval has its own work — a
+    receipt its dispatcher run must send, a welcome — whatever the synthetic shop's hour holds."""
+    import csv
+    from zoneinfo import ZoneInfo
+
+    from tests.helpers import customer, order, track, write_events
+
+    snapshot = sorted((landing / "catalog").glob("dt=*/products.csv"))[-1]
+    with snapshot.open(newline="") as rows:
+        product = next(r for r in csv.DictReader(rows) if r["availability"] == "in_stock")
+    price = float(product["price"].split()[0])
+    users = []
+    for n, as_of in enumerate(hours, start=1):
+        zone = next(z for z in DAYTIME_ZONES if 10 <= as_of.astimezone(ZoneInfo(z)).hour < 19)
+        user, signed_up, ordered = f"e2e-shopper-{n}", as_of - timedelta(minutes=40), as_of - timedelta(minutes=25)
+        calls = [customer(user, f"{signed_up:%Y-%m-%d %H:%M}", opt_in=True, timezone=zone, locale="en"),
+                 track(user, "Signed Up", f"{signed_up:%Y-%m-%d %H:%M}"),
+                 order(user, f"e2e-order-{n}", f"{ordered:%Y-%m-%d %H:%M}", (product["id"], 1, price))]
+        write_events(landing, f"{signed_up:%Y-%m-%d %H}", calls, name="events-e2e.jsonl")
+        users.append(user)
+    return users
+
+
+def receipt(wh, user: str) -> dict | None:
+    import sqlalchemy as sa
+
+    with wh.engine.connect() as conn:
+        row = conn.execute(sa.text("SELECT status, batch_id FROM message_log WHERE customer_id = :u "
+                                   "AND campaign_id = 'order_confirmation'"), {"u": user}).first()
+    return dict(row._mapping) if row else None
+
+
 def compare(celery: dict, embedded: dict, what: str) -> None:
     if celery == embedded:
         check(True, f"{what}: the same {len(celery)} decisions on both paths")
@@ -497,8 +535,10 @@ def run(work: Path, meta_db: str, wh_db: str, ref_db: str, queue: str, processes
         f"Redis broker {REDIS_URL}, queue {queue}")
     for name in (meta_db, wh_db, ref_db):
         create_database(name)
-    stats = generate(work / "landing", customers=CUSTOMERS, days=2, start=first_day, seed=SEED, history_days=30)
-    say(f"landing zone: {stats['events_total']} Segment calls from {first_day}, {stats['products']} products")
+    stats = generate(work / "landing", customers=CUSTOMERS, days=2, start=first_day, seed=SEED, history_days=60)
+    planted = plant_hours(work / "landing", hours)
+    say(f"landing zone: {stats['events_total']} Segment calls from {first_day}, {stats['products']} products; "
+        f"in each replayed hour a new shopper signs up and orders ({', '.join(planted)})")
 
     os.environ.update({k: v for k, v in env.items() if k.startswith(("AWS_", "RELANCE_", "AIRFLOW_VAR_"))})
     start_emulator(processes, "moto", moto_port)
@@ -537,7 +577,7 @@ def run(work: Path, meta_db: str, wh_db: str, ref_db: str, queue: str, processes
 
     # ---- 2. the scheduler runs the pipeline on Celery, hour by hour
     replay_started = time.time()
-    for as_of in hours:
+    for as_of, shopper in zip(hours, planted, strict=True):
         hour_started = time.time()
         suffix = f"e2e__{as_of:%Y-%m-%dT%H:%M}"
         run = api.trigger("ingest_behaviour", suffix, as_of)
@@ -549,6 +589,9 @@ def run(work: Path, meta_db: str, wh_db: str, ref_db: str, queue: str, processes
         planned, sent = hour_counts(celery_wh, suffix)
         say(f"  hour ending {as_of:%H:%M}: {2 + len(replayed)} runs succeeded on Celery in "
             f"{time.time() - hour_started:.0f} s; this hour {planned} messages planned, {sent} sent")
+        got = receipt(celery_wh, shopper)
+        check(got is not None and got["status"] == "sent" and got["batch_id"].startswith(suffix + "#"),
+              f"{shopper}'s order of this hour got its receipt from this hour's dispatcher run ({got})")
     say(f"replay done in {time.time() - replay_started:.0f} s: {summary_by_status(decisions(celery_wh))}")
     not_green = [(d, r["dag_run_id"], r["state"]) for d in pipeline for r in api.runs(d) if r["state"] != "success"]
     check(not not_green, f"every run of the pipeline is green, no other run was created ({not_green[:3]})")
