@@ -5,8 +5,8 @@
 -- of a customer held out in that run (ml_holdout_baskets) count only before their cutoff_at;
 -- '' = no evaluation.
 -- Parameters: :as_of, :since, :d30, :d90, :d180, :d365, :holdout_run.
--- Grain: one row per (customer_id, product_id, kind); last_at = the latest touch (for orders:
--- the last purchase, from which the recommender tells how due a consumable is).
+-- Grain: one row per (customer_id, product_id, kind); last_at = for orders, the last purchase
+-- (from which the recommender tells how due a consumable is), NULL for the other kinds.
 WITH touches AS (
     SELECT e.customer_id, e.product_id,
            CASE e.event WHEN 'Product Viewed' THEN 'view' WHEN 'Product Added' THEN 'cart' ELSE 'wishlist' END
@@ -29,7 +29,7 @@ SELECT t.customer_id, t.product_id, t.kind,
                 WHEN t.touched_at >= :d365 THEN 0.25
                 ELSE 0.1 END) AS weight,
        COUNT(*) AS touches,
-       MAX(t.touched_at) AS last_at
+       MAX(CASE WHEN t.kind = 'order' THEN t.touched_at END) AS last_at
 FROM touches t
 LEFT JOIN ml_holdout_baskets h ON h.run_id = :holdout_run AND h.customer_id = t.customer_id
 WHERE h.customer_id IS NULL OR t.touched_at < h.cutoff_at
