@@ -10,7 +10,7 @@ import pytest
 
 from helpers import at, customer, dispatch_at, order, product, track, write_catalog, write_events
 from relance.campaigns.planner import plan_campaign
-from relance.dispatch.policy import DELIVERABILITY_MIN_SENDS, DELIVERABILITY_WINDOW
+from relance.dispatch.policy import DELIVERABILITY_MIN_EVENTS, DELIVERABILITY_MIN_SENDS, DELIVERABILITY_WINDOW
 from relance.dispatch.report import run_problems
 from relance.dispatch.rules import deliverability
 from relance.ingest import ingest_window
@@ -89,6 +89,19 @@ def test_below_the_minimum_volume_the_guard_does_not_judge(wh):
     assert state.bounce_rate > 0.25 and not state.tripped
 
 
+def test_a_single_complaint_is_chance_not_a_rate_two_are_a_rate(wh):
+    """The demo's shop complains at a realistic 0.03 %: one complaint among its 512 sends is
+    0.195 %, over 0.08 % by arithmetic alone. Two among as many trip the guard."""
+    when = AS_OF - timedelta(days=1)
+    keys = plant_sends(wh, 512, when)
+    plant_event(wh, 0, "Complaint", keys[0], when)
+    state = deliverability(wh, AS_OF, DELIVERABILITY_WINDOW, DELIVERABILITY_MIN_SENDS, min_events=DELIVERABILITY_MIN_EVENTS)
+    assert state.complaint_rate > 0.0008 and not state.tripped
+    plant_event(wh, 0, "Complaint", keys[1], when, by_message_id=True)
+    state = deliverability(wh, AS_OF, DELIVERABILITY_WINDOW, DELIVERABILITY_MIN_SENDS, min_events=DELIVERABILITY_MIN_EVENTS)
+    assert state.complained == 2 and state.breaches() == ["complaint rate 0.391% over 7 days > 0.080%"]
+
+
 def test_thresholds_are_variables(wh, monkeypatch):
     bad_week(wh, bounces=6)                    # 3 %
     assert not deliverability(wh, AS_OF, DELIVERABILITY_WINDOW, DELIVERABILITY_MIN_SENDS).tripped
@@ -149,7 +162,7 @@ def test_over_the_bounce_threshold_marketing_is_held_receipts_go_on_and_it_resum
 
 def test_complaints_hold_marketing_too(wh, tmp_path, ses, campaigns, monkeypatch):
     shop(tmp_path)
-    bad_week(wh, sends=400, bounces=0, complaints=1)   # 0.25 % > 0.08 %
+    bad_week(wh, sends=800, bounces=0, complaints=2)   # 0.25 % > 0.08 % (two: one alone is chance)
     run_hours(wh, tmp_path, campaigns, "2026-11-20 11:00", 3, monkeypatch)
     status, reason = rows(wh)[("ann", "cart_abandonment")]
     assert status == "planned" and reason.startswith("held: complaint rate 0.250% over 7 days > 0.080%")

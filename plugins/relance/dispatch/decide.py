@@ -10,6 +10,7 @@ from relance import settings
 from relance.campaigns.config import Campaign
 from relance.dispatch.policy import (
     BEFORE_SENDING,
+    DELIVERABILITY_MIN_EVENTS,
     DELIVERABILITY_MIN_SENDS,
     DELIVERABILITY_WINDOW,
     MAX_BATCHES,
@@ -44,6 +45,7 @@ def prepare(wh: Warehouse, campaigns: dict[str, Campaign], as_of: datetime, now:
             rate = settings.max_send_rate()
             run = Decision(wh, conn, campaigns, as_of, now, run_id, caps or settings.frequency_caps(),
                            STALE_CLAIM, MAX_BATCHES, MIN_BATCH_SIZE, DELIVERABILITY_WINDOW, DELIVERABILITY_MIN_SENDS,
+                           guard_min_events=DELIVERABILITY_MIN_EVENTS,
                            batch_lease=lambda position, rows: batch_lease(position, rows, rate,
                                                                           settings.SES_POOL_SLOTS))
             candidates_before = due_candidates(wh, conn, campaigns, as_of) if dry_run else []

@@ -49,6 +49,10 @@ MIN_BATCH_SIZE = 50
 #: ``max_complaint_rate()`` (Variables ``tm_max_bounce_rate`` 0.04, ``tm_max_complaint_rate`` 0.0008).
 DELIVERABILITY_WINDOW = timedelta(days=7)
 DELIVERABILITY_MIN_SENDS = 200
+#: ... and a rate trips only on at least this many bounced (complained) messages: below 1,250
+#: sends a single complaint is over 0.08 % by arithmetic alone, which is chance, not a rate
+#: (a shop's realistic 0.03 % complaints give one in a few thousand sends, at random).
+DELIVERABILITY_MIN_EVENTS = 2
 
 
 def batch_lease(position: int, rows: int, rate: float, slots: int) -> timedelta:
@@ -112,7 +116,8 @@ BEFORE_SENDING: tuple[Rule, ...] = (
     # -- may marketing go out at all ---------------------------------------------------------
     Rule("deliverability_guard", None,
          f"while the permanent-bounce or complaint rate of the messages sent in the last "
-         f"{DELIVERABILITY_WINDOW.days} days (at least {DELIVERABILITY_MIN_SENDS} sends) is over its threshold, "
+         f"{DELIVERABILITY_WINDOW.days} days (at least {DELIVERABILITY_MIN_SENDS} sends and "
+         f"{DELIVERABILITY_MIN_EVENTS} bounces, or complaints) is over its threshold, "
          "marketing is held: the rows stay due with the reason 'held: …' and the run's report fails; "
          "transactional mail goes on; below the thresholds it resumes by itself",
          f"{_sql('outbox/deliverability_rates')} + {_sql('outbox/hold_marketing')} "
@@ -170,6 +175,6 @@ AT_SEND_TIME: tuple[Rule, ...] = (
 DECIDED_STATUSES = tuple(dict.fromkeys(
     part for rule in (*BEFORE_SENDING, *AT_SEND_TIME) if rule.status for part in rule.status.split(" / ")))
 
-__all__ = ["AMBIGUOUS_STREAK", "AT_SEND_TIME", "BEFORE_SENDING", "DECIDED_STATUSES", "DELIVERABILITY_MIN_SENDS",
+__all__ = ["AMBIGUOUS_STREAK", "AT_SEND_TIME", "BEFORE_SENDING", "DECIDED_STATUSES", "DELIVERABILITY_MIN_EVENTS", "DELIVERABILITY_MIN_SENDS",
            "DELIVERABILITY_WINDOW", "LEASE_MARGIN", "MAX_BATCHES", "MIN_BATCH_SIZE", "STALE_CLAIM",
            "Rule", "batch_lease"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from relance.dispatch.policy import DELIVERABILITY_MIN_SENDS, DELIVERABILITY_WINDOW
+from relance.dispatch.policy import DELIVERABILITY_MIN_EVENTS, DELIVERABILITY_MIN_SENDS, DELIVERABILITY_WINDOW
 from relance.dispatch.rules import HELD, deliverability
 from relance.dispatch.send import MISSING_SECRET, TEMPLATE_ERROR
 from relance.timeutil import utc
@@ -32,7 +32,8 @@ def run_problems(wh: Warehouse, as_of: datetime, run_id: str) -> list[str]:
     broken = failed_templates(wh, run_id)
     if broken:
         problems.append(f"template errors, campaigns failed closed: {broken}")
-    state = deliverability(wh, as_of, DELIVERABILITY_WINDOW, DELIVERABILITY_MIN_SENDS)
+    state = deliverability(wh, as_of, DELIVERABILITY_WINDOW, DELIVERABILITY_MIN_SENDS,
+                           min_events=DELIVERABILITY_MIN_EVENTS)
     held = wh.query("outbox/held_in_run", {"as_of": as_of, "prefix": f"{HELD}%"})
     if state.tripped or held:
         counts = ", ".join(f"{r['campaign_id']}: {r['messages']}" for r in held) or "nothing due"

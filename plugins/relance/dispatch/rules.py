@@ -46,6 +46,7 @@ class Decision:
     #: the deliverability guard's window and minimum volume (:mod:`relance.dispatch.policy`)
     guard_window: timedelta = timedelta(days=7)
     guard_min_sends: int = 200
+    guard_min_events: int = 2
     #: (position of a batch in the run, its rows) → how long its send task has it
     #: (:func:`relance.dispatch.policy.batch_lease` at the deployment's send rate)
     batch_lease: Callable[[int, int], timedelta] = lambda position, rows: timedelta(minutes=30)
@@ -139,6 +140,7 @@ class Deliverability:
     max_bounce_rate: float
     max_complaint_rate: float
     min_sends: int
+    min_events: int
 
     @property
     def bounce_rate(self) -> float:
@@ -153,13 +155,14 @@ class Deliverability:
         return round((self.until - self.since) / timedelta(days=1))
 
     def breaches(self) -> list[str]:
-        """What is over its threshold, in words (empty: marketing may go; too few sends to judge too)."""
+        """What is over its threshold, in words (empty: marketing may go; too few sends, or a
+        single bounce or complaint, to judge too: policy.DELIVERABILITY_MIN_SENDS / _MIN_EVENTS)."""
         if self.sends < self.min_sends:
             return []
         over = []
-        if self.bounce_rate > self.max_bounce_rate:
+        if self.bounce_rate > self.max_bounce_rate and self.bounced >= self.min_events:
             over.append(f"bounce rate {self.bounce_rate:.2%} over {self.days} days > {self.max_bounce_rate:.2%}")
-        if self.complaint_rate > self.max_complaint_rate:
+        if self.complaint_rate > self.max_complaint_rate and self.complained >= self.min_events:
             over.append(f"complaint rate {self.complaint_rate:.3%} over {self.days} days "
                         f"> {self.max_complaint_rate:.3%}")
         return over
@@ -173,20 +176,22 @@ class Deliverability:
                f"of {self.sends} sent)"
 
 
-def deliverability(wh: Warehouse, as_of: datetime, window: timedelta, min_sends: int, conn=None) -> Deliverability:
+def deliverability(wh: Warehouse, as_of: datetime, window: timedelta, min_sends: int, conn=None,
+                   min_events: int = 2) -> Deliverability:
     """The rates of ``outbox/deliverability_rates.sql`` over [as_of - window, as_of), with the
     thresholds of :func:`relance.settings.max_bounce_rate` / ``max_complaint_rate``."""
     since = as_of - window
     (row,) = wh.query("outbox/deliverability_rates", {"since": since, "until": as_of}, conn)
     return Deliverability(since, as_of, int(row["sends"] or 0), int(row["bounced"] or 0),
                           int(row["complained"] or 0), settings.max_bounce_rate(), settings.max_complaint_rate(),
-                          min_sends)
+                          min_sends, min_events)
 
 
 def deliverability_guard(run: Decision) -> None:
     """Over a threshold, the due marketing rows are held (still waiting, with the reason) and
     leave the candidates; transactional mail goes on. Below, nothing is held: it resumes by itself."""
-    state = deliverability(run.wh, run.as_of, run.guard_window, run.guard_min_sends, run.conn)
+    state = deliverability(run.wh, run.as_of, run.guard_window, run.guard_min_sends, run.conn,
+                           run.guard_min_events)
     if not state.tripped:
         return
     run.held = state.reason()
