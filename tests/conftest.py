@@ -293,7 +293,29 @@ def dagbag(airflow_home):
     from airflow.dag_processing.dagbag import DagBag
 
     _shorten_dag_test_polling()
-    return DagBag(dag_folder=str(ROOT / "dags"))
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    for dag in bag.dags.values():
+        _fresh_params_each_test_run(dag)
+    return bag
+
+
+def _fresh_params_each_test_run(dag) -> None:
+    """``dag.test(run_conf=…)`` runs the tasks in this process, and Airflow merges the run's
+    conf into the very ``Param`` objects of the DAG and its tasks (``process_params`` sets their
+    values): a trigger-form value (a dry run, an erasure request) would stay the default of every
+    later run of that DAG in the session. Each run starts from the params the file declared."""
+    import copy
+
+    pristine = copy.deepcopy(dag.params), {t.task_id: copy.deepcopy(t.params) for t in dag.tasks}
+    run = dag.test
+
+    def test(*args, **kwargs):
+        dag.params = copy.deepcopy(pristine[0])
+        for task in dag.tasks:
+            task.params = copy.deepcopy(pristine[1][task.task_id])
+        return run(*args, **kwargs)
+
+    object.__setattr__(dag, "test", test)
 
 
 # -- figures ---------------------------------------------------------------------------------
