@@ -319,9 +319,9 @@ def _fresh_params_each_test_run(dag) -> None:
 
 
 # -- figures ---------------------------------------------------------------------------------
-#: Prefixes of the figure lines some tests print (reliability, privacy, properties, hostile input): `make test` shows them
+#: Prefixes of the figure lines some tests print (reliability, privacy, properties, hostile input, send rate): `make test` shows them
 #: at the end of the run, although pytest captures the output of passing tests.
-FIGURE_PREFIXES = ("[reliability]", "[privacy]", "[property]", "[hostile]")
+FIGURE_PREFIXES = ("[reliability]", "[privacy]", "[property]", "[hostile]", "[send rate]")
 _figures: list[str] = []
 
 
