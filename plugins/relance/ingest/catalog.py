@@ -236,7 +236,6 @@ def load_snapshot(wh: Warehouse, data: bytes | BinaryIO, source_file: str, snaps
         wh.execute("ingest/delete_snapshot", {"snapshot_date": snapshot_date}, conn)
         wh.insert_rows("product_snapshots", rows, conn)
         wh.execute("ingest/snapshot_previous", {"snapshot_date": snapshot_date}, conn)
-        wh.execute("ingest/snapshot_previous_next", {"snapshot_date": snapshot_date}, conn)
         wh.execute("ingest/roll_products_forward", {"snapshot_date": snapshot_date}, conn)
         # a product whose row is bad today is still in the feed: it keeps its last good state
         kept = sorted({""} | {b["product_id"] for b in bad if b["product_id"]})
