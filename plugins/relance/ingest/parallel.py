@@ -7,6 +7,7 @@ same line numbers, same per-chunk duplicate check), parses them in worker proces
 the batches in file order, at most a few chunks ahead (memory stays bounded), while the caller
 writes the previous ones. The batches are identical to the serial ones; where worker processes
 cannot start (a daemonic process, a platform without ``fork``) it falls back to parsing here.
+Workers come from a fork server (a clean interpreter), never from a fork of this process.
 """
 
 from __future__ import annotations
@@ -60,7 +61,12 @@ def parallel_batches(lines: Iterable[bytes], source_file: str, now: datetime, wo
                      chunk_lines: int = CHUNK_LINES) -> Iterator[ParsedBatch]:
     """The batches of :func:`iter_batches`, parsed by ``workers`` processes, in file order."""
     try:
-        pool = multiprocessing.get_context("fork").Pool(workers)
+        # forkserver, not fork: a fork of this process copies its threads' locks as they are (the
+        # task runner's, boto3's, a database driver's) and a worker can hang on one for ever; the
+        # fork server is a clean single-threaded interpreter that forks the workers
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["relance.ingest.events"])
+        pool = context.Pool(workers)
     except (AssertionError, OSError, ValueError) as exc:  # daemonic process, no fork…
         log.info("parsing %s in-process (%s)", source_file, exc)
         yield from iter_batches(lines, source_file, now, chunk_lines)
