@@ -19,13 +19,11 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from benchmarks.run import warehouse_url
+from benchmarks.run import measure_child, warehouse_url
 
 ROOT = Path(__file__).resolve().parents[1]
 START = "2026-11-16"
@@ -115,18 +113,7 @@ print(json.dumps({"als": ranking_metrics(top10(best[1], rows[~val]), test_rel, 1
 def run_step(step: str, args: list[str]) -> dict:
     """Run one step in a child process; wall time and the child's own peak RSS (wait4)."""
     code = f"import sys\nsys.path.insert(0, {str(ROOT / 'plugins')!r})\n" + PRELUDE + STEPS[step]
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        started = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=out, stderr=err, text=True)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - started
-        out.seek(0)
-        err.seek(0)
-        lines = out.read().strip().splitlines()
-        if status != 0:
-            raise RuntimeError(f"step {step} failed:\n{err.read()[-3000:]}")
-    return {"step": step, "wall_s": round(wall, 1), "peak_mb": round(usage.ru_maxrss / 1024),
-            "result": json.loads(lines[-1]) if lines else None}
+    return {"step": step, **measure_child(code, args, f"step {step}")}
 
 
 def main() -> int:

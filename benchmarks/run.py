@@ -93,30 +93,37 @@ print(json.dumps(out))
 }
 
 
-def run_stage(stage: str, landing: str, url: str) -> dict:
-    code = f"import sys, json\nsys.path.insert(0, {str(ROOT / 'plugins')!r})\n" + STAGE_CODE[stage]
+def measure_child(code: str, args: list[str], what: str) -> dict:
+    """Run ``code`` in a child Python with ``args``: its wall time, its own CPU time and peak RSS
+    (wait4), and the JSON its last output line holds. The benches measure every stage this way."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-c", code, landing, str(SIZE), url, START],
-                                stdout=out, stderr=err, text=True)
+        proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=out, stderr=err, text=True)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - started
         out.seek(0)
         err.seek(0)
         lines = out.read().strip().splitlines()
         if status != 0:
-            raise RuntimeError(f"stage {stage} failed (status {status}):\n{err.read()[-3000:]}")
-    return {"stage": stage, "wall_s": round(wall, 1), "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
+            raise RuntimeError(f"{what} failed (status {status}):\n{err.read()[-3000:]}")
+    return {"wall_s": round(wall, 1), "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
             "peak_mb": round(usage.ru_maxrss / 1024), "result": json.loads(lines[-1]) if lines else None}
 
 
-def warehouse_url(backend: str, workdir: Path) -> tuple[str, callable]:
+def run_stage(stage: str, landing: str, url: str) -> dict:
+    code = f"import sys, json\nsys.path.insert(0, {str(ROOT / 'plugins')!r})\n" + STAGE_CODE[stage]
+    return {"stage": stage, **measure_child(code, [landing, str(SIZE), url, START], f"stage {stage}")}
+
+
+def warehouse_url(backend: str, workdir: Path, db_file: str = "bench.db") -> tuple[str, callable]:
+    """A fresh warehouse for a bench: a SQLite file, or a PostgreSQL schema of its own; and the
+    function that drops it."""
     if backend == "sqlite":
-        return f"sqlite:///{workdir / 'bench.db'}", lambda: None
+        return f"sqlite:///{workdir / db_file}", lambda: None
     import sqlalchemy as sa
 
     schema = f"bench_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(PG_URL)
+    admin = sa.create_engine(PG_URL, poolclass=sa.pool.NullPool)
     with admin.begin() as conn:
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
 

@@ -25,12 +25,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from benchmarks.run import warehouse_url
+
 ROOT = Path(__file__).resolve().parents[1]
-PG_URL = os.environ.get("TM_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 ORDER_HOUR = datetime(2026, 11, 20, 10, tzinfo=UTC)
 CATALOG_HEADER = ["id", "title", "description", "link", "image_link", "price", "sale_price", "availability",
                   "brand", "product_type", "quantity"]
@@ -94,24 +94,6 @@ def write_landing(landing: Path, messages: int) -> None:
                              "link": f"https://shop.example/p/p{p}", "image_link": f"https://shop.example/i/p{p}.jpg",
                              "price": f"{9.9 + p:.2f} EUR", "sale_price": "", "availability": "in_stock",
                              "brand": "Marque", "product_type": "Animalerie > Chien", "quantity": 20})
-
-
-def warehouse_url(backend: str, workdir: Path):
-    if backend == "sqlite":
-        return f"sqlite:///{workdir / 'send.db'}", lambda: None
-    import sqlalchemy as sa
-
-    schema = f"bench_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(PG_URL, poolclass=sa.pool.NullPool)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-
-    def drop():
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-
-    sep = "&" if "?" in PG_URL else "?"
-    return f"{PG_URL}{sep}options=-csearch_path%3D{schema}", drop
 
 
 def bare_loop(raw: bytes, messages: int) -> float:
@@ -186,7 +168,7 @@ def main() -> int:
         write_landing(workdir / "landing", args.messages)
         print(f"{'backend':<11} {'messages':>8} {'bare msg/s':>11} {'dispatcher msg/s':>17} {'ratio':>6}  statuses")
         for backend in args.backends.split(","):
-            url, drop = warehouse_url(backend, workdir)
+            url, drop = warehouse_url(backend, workdir, "send.db")
             os.environ["AIRFLOW_CONN_WAREHOUSE"] = url
             try:
                 reset_emulator(endpoint)
