@@ -33,7 +33,7 @@ from typing import Any
 from relance.campaigns.config import Campaign
 from relance.campaigns.planner import plan_campaign
 from relance.dispatch import failed_templates, prepare, send_batch, summary
-from relance.feedback.queue import delete_messages, queue_name, queue_url, receive_messages
+from relance.feedback.queue import delete_messages, queue_name, queue_url, receive_chunk
 from relance.ingest.events import load_events_file
 from relance.timeutil import utc
 from relance.warehouse import Warehouse
@@ -63,12 +63,7 @@ def drain_events(wh: Warehouse, sqs: Any, name_or_url: str, now: datetime, max_m
     queue = queue_name(url)
     totals = {"messages": 0, "loaded": 0, "duplicates": 0, "quarantined": 0, "deleted": 0}
     while totals["messages"] < max_messages:
-        chunk: list[dict[str, Any]] = []
-        while len(chunk) < CHUNK:
-            received = receive_messages(sqs, url, wait_seconds)
-            if not received:
-                break
-            chunk.extend(received)
+        chunk = receive_chunk(sqs, url, wait_seconds, CHUNK)
         if not chunk:
             break
         ids = sorted({m["MessageId"] for m in chunk})

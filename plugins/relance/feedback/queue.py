@@ -52,6 +52,18 @@ def receive_messages(sqs: Any, url: str, wait_seconds: int) -> list[dict[str, An
     return answer.get("Messages", [])
 
 
+def receive_chunk(sqs: Any, url: str, wait_seconds: int, size: int = CHUNK) -> list[dict[str, Any]]:
+    """Up to ``size`` waiting messages (SQS answers 10 at a time), for one warehouse transaction;
+    fewer when the queue runs dry, none when it is empty."""
+    chunk: list[dict[str, Any]] = []
+    while len(chunk) < size:
+        received = receive_messages(sqs, url, wait_seconds)
+        if not received:
+            break
+        chunk.extend(received)
+    return chunk
+
+
 def delete_messages(sqs: Any, url: str, messages: list[dict[str, Any]]) -> int:
     """Delete processed messages; a failed delete only means the message comes back (harmless)."""
     deleted = 0
@@ -100,12 +112,7 @@ def drain(wh: Warehouse, sqs: Any, name_or_url: str, as_of: datetime, max_messag
     totals: Counter[str] = Counter()
     started = time.monotonic()
     while totals["messages"] < max_messages and time.monotonic() - started < time_budget:
-        chunk: list[dict[str, Any]] = []
-        while len(chunk) < CHUNK:
-            received = receive_messages(sqs, url, wait_seconds)
-            if not received:
-                break
-            chunk.extend(received)
+        chunk = receive_chunk(sqs, url, wait_seconds)
         if not chunk:
             break
         totals.update(process_messages(wh, queue, chunk, as_of))
