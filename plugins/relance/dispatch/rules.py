@@ -94,7 +94,7 @@ def requeue_stale_queued(run: Decision) -> None:
 
 def reconcile_interrupted(run: Decision) -> None:
     """Rows left ``sending``: ``sent`` if SES reported them, else ``unknown`` (never re-sent)."""
-    params = {"stale_before": run.now - run.stale_claim, "batch_id": None, "as_of": run.as_of}
+    params = {"stale_before": run.now - run.stale_claim, "batch_id": None, "unknown_too": 0, "as_of": run.as_of}
     run.wh.execute("outbox/reconcile_sending", params, run.conn)
     run.wh.execute("outbox/mark_sending_unknown", params, run.conn)
 

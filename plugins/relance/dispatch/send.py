@@ -92,7 +92,7 @@ def _send_rows(wh: Warehouse, batch_id: str, campaigns: dict[str, Campaign], sen
     as_of = utc(as_of)
     clock = clock or settings.wall_clock
     counts: dict[str, int] = {}
-    params = {"stale_before": clock() - STALE_CLAIM, "batch_id": batch_id, "as_of": as_of}
+    params = {"stale_before": clock() - STALE_CLAIM, "batch_id": batch_id, "unknown_too": 0, "as_of": as_of}
     wh.execute("outbox/reconcile_sending", params)
     counts["unknown"] = wh.execute("outbox/mark_sending_unknown", params) or 0
     from_address = settings.sender()

@@ -69,8 +69,8 @@ def apply_events(wh: Warehouse, conn, events: list[SesEvent], quarantined: list[
         from relance.dispatch import STALE_CLAIM
 
         stats["reconciled"] = (wh.execute("outbox/reconcile_sending", {
-            "stale_before": settings.wall_clock() - STALE_CLAIM, "batch_id": None, "as_of": as_of}, conn) or 0)
-        stats["reconciled"] += wh.execute("feedback/reconcile_unknown", {"as_of": as_of}, conn) or 0
+            "stale_before": settings.wall_clock() - STALE_CLAIM, "batch_id": None, "unknown_too": 1,
+            "as_of": as_of}, conn) or 0)
     wh.execute("feedback/link_send_keys", {"since": as_of - LINK_LOOKBACK}, conn)
     stats["suppressed"] = _suppress(wh, conn, [e for e in events if e.email not in erased])
     stats["opted_out"] = _consent(wh, conn, events)
