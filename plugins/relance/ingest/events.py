@@ -223,6 +223,14 @@ def valid_locale(value: Any) -> str | None:
     return None
 
 
+#: traits read through a normaliser (None = not valid: the trait is dropped, saying what it is not)
+_NORMALISED_TRAITS = {
+    "birthday": (normalise_birthday, "a date (YYYY-MM-DD)"),
+    "timezone": (valid_timezone, "an IANA time zone"),
+    "locale": (valid_locale, "a language tag (fr, en-GB …)"),
+}
+
+
 # -- one call --------------------------------------------------------------------------
 class _Call:
     """What parse_call needs to record rows and dropped fields for one line."""
@@ -269,26 +277,17 @@ def _identify_traits(call: _Call, user_id: str, traits: dict[str, Any]) -> None:
         if isinstance(value, dict | list | bool):
             call.drop(where, value, f"{where} must be a string, got {type(value).__name__}")
             continue
-        if name == "birthday":
-            text = normalise_birthday(value)
+        if name in _NORMALISED_TRAITS:
+            normalise, expected = _NORMALISED_TRAITS[name]
+            text = normalise(value)
             if text is None:
-                call.drop(where, value, f"birthday {str(value)[:40]!r} is not a date (YYYY-MM-DD)")
+                call.drop(where, value, f"{name} {str(value)[:40]!r} is not {expected}")
                 continue
         elif name == "created_at":
             try:
                 text = parse_timestamp(value, where).strftime("%Y-%m-%d %H:%M:%S")
             except Reject as rej:
                 call.drop(where, value, rej.reason)
-                continue
-        elif name == "timezone":
-            text = valid_timezone(value)
-            if text is None:
-                call.drop(where, value, f"timezone {str(value)[:40]!r} is not an IANA time zone")
-                continue
-        elif name == "locale":
-            text = valid_locale(value)
-            if text is None:
-                call.drop(where, value, f"locale {str(value)[:40]!r} is not a language tag (fr, en-GB …)")
                 continue
         elif name == "email":
             text = clean_text(str(value)).strip()
