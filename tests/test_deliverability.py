@@ -75,7 +75,7 @@ def test_rates_come_from_the_events_of_the_windows_sends(wh):
     plant_event(wh, 0, "Complaint", keys[21], when, by_message_id=True)
     for key in old[:40]:                        # sent before the window: not counted
         plant_event(wh, 0, "Bounce", key, when, "Permanent", prefix="old")
-    state = deliverability(wh, AS_OF, DELIVERABILITY_WINDOW, DELIVERABILITY_MIN_SENDS)
+    state = deliverability(wh, AS_OF, DELIVERABILITY_WINDOW, DELIVERABILITY_MIN_SENDS, DELIVERABILITY_MIN_EVENTS)
     assert (state.sends, state.bounced, state.complained) == (250, 10, 2)
     assert state.bounce_rate == pytest.approx(0.04) and state.complaint_rate == pytest.approx(0.008)
     # 4 % is the threshold, not over it; 0.8 % complaints is over 0.08 %
@@ -85,7 +85,7 @@ def test_rates_come_from_the_events_of_the_windows_sends(wh):
 
 def test_below_the_minimum_volume_the_guard_does_not_judge(wh):
     bad_week(wh, sends=DELIVERABILITY_MIN_SENDS - 1, bounces=50)
-    state = deliverability(wh, AS_OF, DELIVERABILITY_WINDOW, DELIVERABILITY_MIN_SENDS)
+    state = deliverability(wh, AS_OF, DELIVERABILITY_WINDOW, DELIVERABILITY_MIN_SENDS, DELIVERABILITY_MIN_EVENTS)
     assert state.bounce_rate > 0.25 and not state.tripped
 
 
@@ -95,18 +95,18 @@ def test_a_single_complaint_is_chance_not_a_rate_two_are_a_rate(wh):
     when = AS_OF - timedelta(days=1)
     keys = plant_sends(wh, 512, when)
     plant_event(wh, 0, "Complaint", keys[0], when)
-    state = deliverability(wh, AS_OF, DELIVERABILITY_WINDOW, DELIVERABILITY_MIN_SENDS, min_events=DELIVERABILITY_MIN_EVENTS)
+    state = deliverability(wh, AS_OF, DELIVERABILITY_WINDOW, DELIVERABILITY_MIN_SENDS, DELIVERABILITY_MIN_EVENTS)
     assert state.complaint_rate > 0.0008 and not state.tripped
     plant_event(wh, 0, "Complaint", keys[1], when, by_message_id=True)
-    state = deliverability(wh, AS_OF, DELIVERABILITY_WINDOW, DELIVERABILITY_MIN_SENDS, min_events=DELIVERABILITY_MIN_EVENTS)
+    state = deliverability(wh, AS_OF, DELIVERABILITY_WINDOW, DELIVERABILITY_MIN_SENDS, DELIVERABILITY_MIN_EVENTS)
     assert state.complained == 2 and state.breaches() == ["complaint rate 0.391% over 7 days > 0.080%"]
 
 
 def test_thresholds_are_variables(wh, monkeypatch):
     bad_week(wh, bounces=6)                    # 3 %
-    assert not deliverability(wh, AS_OF, DELIVERABILITY_WINDOW, DELIVERABILITY_MIN_SENDS).tripped
+    assert not deliverability(wh, AS_OF, DELIVERABILITY_WINDOW, DELIVERABILITY_MIN_SENDS, DELIVERABILITY_MIN_EVENTS).tripped
     monkeypatch.setenv("AIRFLOW_VAR_TM_MAX_BOUNCE_RATE", "0.02")
-    state = deliverability(wh, AS_OF, DELIVERABILITY_WINDOW, DELIVERABILITY_MIN_SENDS)
+    state = deliverability(wh, AS_OF, DELIVERABILITY_WINDOW, DELIVERABILITY_MIN_SENDS, DELIVERABILITY_MIN_EVENTS)
     assert state.tripped and state.breaches() == ["bounce rate 3.00% over 7 days > 2.00%"]
 
 

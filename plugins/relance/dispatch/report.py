@@ -32,8 +32,7 @@ def run_problems(wh: Warehouse, as_of: datetime, run_id: str) -> list[str]:
     broken = failed_templates(wh, run_id)
     if broken:
         problems.append(f"template errors, campaigns failed closed: {broken}")
-    state = deliverability(wh, as_of, DELIVERABILITY_WINDOW, DELIVERABILITY_MIN_SENDS,
-                           min_events=DELIVERABILITY_MIN_EVENTS)
+    state = deliverability(wh, as_of, DELIVERABILITY_WINDOW, DELIVERABILITY_MIN_SENDS, DELIVERABILITY_MIN_EVENTS)
     held = wh.query("outbox/held_in_run", {"as_of": as_of, "prefix": f"{HELD}%"})
     if state.tripped or held:
         counts = ", ".join(f"{r['campaign_id']}: {r['messages']}" for r in held) or "nothing due"

@@ -176,8 +176,8 @@ class Deliverability:
                f"of {self.sends} sent)"
 
 
-def deliverability(wh: Warehouse, as_of: datetime, window: timedelta, min_sends: int, conn=None,
-                   min_events: int = 2) -> Deliverability:
+def deliverability(wh: Warehouse, as_of: datetime, window: timedelta, min_sends: int, min_events: int,
+                   conn=None) -> Deliverability:
     """The rates of ``outbox/deliverability_rates.sql`` over [as_of - window, as_of), with the
     thresholds of :func:`relance.settings.max_bounce_rate` / ``max_complaint_rate``."""
     since = as_of - window
@@ -190,8 +190,8 @@ def deliverability(wh: Warehouse, as_of: datetime, window: timedelta, min_sends:
 def deliverability_guard(run: Decision) -> None:
     """Over a threshold, the due marketing rows are held (still waiting, with the reason) and
     leave the candidates; transactional mail goes on. Below, nothing is held: it resumes by itself."""
-    state = deliverability(run.wh, run.as_of, run.guard_window, run.guard_min_sends, run.conn,
-                           run.guard_min_events)
+    state = deliverability(run.wh, run.as_of, run.guard_window, run.guard_min_sends, run.guard_min_events,
+                           run.conn)
     if not state.tripped:
         return
     run.held = state.reason()
