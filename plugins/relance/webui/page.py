@@ -10,11 +10,12 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
-from relance import reporting
+from relance import reporting, settings
 from relance.webui import svg
 
 #: the deliverability guard's Variables and defaults (SPEC §7.5)
-THRESHOLDS = {"bounce": ("tm_max_bounce_rate", 0.04), "complaint": ("tm_max_complaint_rate", 0.0008)}
+THRESHOLDS = {"bounce": ("tm_max_bounce_rate", settings.DEFAULT_MAX_BOUNCE_RATE),
+              "complaint": ("tm_max_complaint_rate", settings.DEFAULT_MAX_COMPLAINT_RATE)}
 #: skip reasons, in the order the outbox's rules decide them (campaign_daily's columns)
 SKIPS = ("holdout", "capped", "suppressed", "no_consent", "unsubscribed", "deferred_quiet_hours", "expired",
          "exited", "no_content", "failed", "unknown", "waiting")
