@@ -34,7 +34,7 @@ def hbars(title: str, rows: Sequence[tuple[str, float, str]], width: int = 460, 
 def stacked_columns(title: str, categories: Sequence[str], series: Sequence[tuple[str, Sequence[float]]],
                     width: int = 760, height: int = 240) -> str:
     """Stacked columns: one per category (x), one segment per series; a legend underneath."""
-    left, right, top, bottom = 50, 10, 10, 40
+    left, right, top, bottom = 50, 10, 16, 40  # top: room for the tallest column's total
     plot_w, plot_h = width - left - right, height - top - bottom
     totals = [sum(values[i] for _, values in series) for i in range(len(categories))]
     peak = max(totals, default=0) or 1
@@ -54,12 +54,15 @@ def stacked_columns(title: str, categories: Sequence[str], series: Sequence[tupl
         body.append(f'<text x="{x + col_w / 2:.1f}" y="{y - 3:.1f}" text-anchor="middle">{totals[i]:g}</text>'
                     f'<text x="{x + col_w / 2:.1f}" y="{top + plot_h + 14}" text-anchor="middle">'
                     f"{escape(category)}</text>")
-    x = left
+    x, row = left, 0
     for s, (name, _) in enumerate(series):
-        body.append(f'<rect x="{x}" y="{height - 14}" width="10" height="10" fill="{PALETTE[s % len(PALETTE)]}"/>'
-                    f'<text x="{x + 14}" y="{height - 5}">{escape(name)}</text>')
+        if x > left and x + 14 + 7 * len(name) > width - right:  # the legend wraps: no name cut off
+            x, row = left, row + 1
+        y = height + 16 * row
+        body.append(f'<rect x="{x}" y="{y - 14}" width="10" height="10" fill="{PALETTE[s % len(PALETTE)]}"/>'
+                    f'<text x="{x + 14}" y="{y - 5}">{escape(name)}</text>')
         x += 22 + 7 * len(name)
-    return _svg(width, height, body, title)
+    return _svg(width, height + 16 * row, body, title)
 
 
 def threshold_columns(title: str, categories: Sequence[str], rates: Sequence[float | None], threshold: float,
