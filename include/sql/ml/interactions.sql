@@ -6,18 +6,19 @@
 -- '' = no evaluation.
 -- Parameters: :as_of, :since, :d30, :d90, :d180, :d365, :holdout_run.
 -- Grain: one row per (customer_id, product_id, kind); last_at = for orders, the last purchase
--- (from which the recommender tells how due a consumable is), NULL for the other kinds.
+-- (from which the recommender tells how due a consumable is), NULL for the other kinds;
+-- quantity = for orders, the units bought (over all of the pair's orders), NULL otherwise.
 WITH touches AS (
     SELECT e.customer_id, e.product_id,
            CASE e.event WHEN 'Product Viewed' THEN 'view' WHEN 'Product Added' THEN 'cart' ELSE 'wishlist' END
                AS kind,
-           e.occurred_at AS touched_at
+           e.occurred_at AS touched_at, CAST(NULL AS INTEGER) AS quantity
     FROM events e
     WHERE e.event IN ('Product Viewed', 'Product Added', 'Product Added to Wishlist')
       AND e.customer_id IS NOT NULL AND e.product_id IS NOT NULL
       AND e.occurred_at >= :since AND e.occurred_at < :as_of
     UNION ALL
-    SELECT o.customer_id, oi.product_id, 'order' AS kind, o.ordered_at AS touched_at
+    SELECT o.customer_id, oi.product_id, 'order' AS kind, o.ordered_at AS touched_at, oi.quantity
     FROM orders o
     JOIN order_items oi ON oi.order_id = o.order_id
     WHERE o.status <> 'cancelled' AND o.ordered_at >= :since AND o.ordered_at < :as_of
@@ -29,7 +30,8 @@ SELECT t.customer_id, t.product_id, t.kind,
                 WHEN t.touched_at >= :d365 THEN 0.25
                 ELSE 0.1 END) AS weight,
        COUNT(*) AS touches,
-       MAX(CASE WHEN t.kind = 'order' THEN t.touched_at END) AS last_at
+       MAX(CASE WHEN t.kind = 'order' THEN t.touched_at END) AS last_at,
+       SUM(t.quantity) AS quantity
 FROM touches t
 LEFT JOIN ml_holdout_baskets h ON h.run_id = :holdout_run AND h.customer_id = t.customer_id
 WHERE h.customer_id IS NULL OR t.touched_at < h.cutoff_at

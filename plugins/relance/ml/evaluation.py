@@ -42,8 +42,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from relance.ml.itemknn import MAX_ITEMS, ItemKNN, catalog, eligibility, epoch_days, interactions
-from relance.ml.repeats import repurchase_intervals
+from relance.ml.itemknn import COLD_WEIGHT, MAX_ITEMS, ItemKNN, catalog, eligibility, epoch_days, interactions
+from relance.ml.repeats import CUSTOMER_PRIOR_GAPS, expected_intervals, intervals_from_orders, learn_repeats
 from relance.warehouse import Warehouse
 
 SESSION_GUARD = timedelta(days=1)
@@ -128,21 +128,23 @@ def holdout_split(wh: Warehouse, as_of: datetime, max_customers: int = 20_000,
         wh.insert_rows("ml_holdout_baskets", holdout_rows, conn)
     try:
         touches = interactions(wh, as_of, holdout_run=run_id)
-        intervals = repurchase_intervals(wh, as_of, holdout_run=run_id, touches=touches)
-        consumables = set(intervals["product_id"])
+        repeats = learn_repeats(wh, as_of, holdout_run=run_id, touches=touches)
         truth = pd.DataFrame(wh.query("ml/holdout_items", {"run_id": run_id}),
                              columns=["customer_id", "product_id"])
     finally:
         wh.execute("ml/clear_holdout_baskets", clear)
-    model = ItemKNN.fit(touches, max_items=max_items or MAX_ITEMS)
-    allowed, consumable = eligibility(model, catalog(wh), consumables, check_stock=False)
+    base = ItemKNN.fit(touches, max_items=max_items or MAX_ITEMS)
+    products = catalog(wh)
+    model = base.with_cold_items(products)  # products without feedback before the cutoffs: by content
+    consumables = set(repeats.intervals["product_id"])
+    allowed, consumable = eligibility(model, products, consumables, check_stock=False)
 
     # each held-out customer is scored as of their cutoff (the day before their basket), the rest as of as_of
     now_days = np.full(len(model.users), epoch_days(as_of)[0])
     cutoffs = pd.Series(epoch_days(ordered_at - SESSION_GUARD), index=chosen["customer_id"].to_numpy())
     at = model.users.get_indexer(cutoffs.index)
     now_days[at[at >= 0]] = cutoffs.to_numpy()[at >= 0]
-    item_intervals = intervals.set_index("product_id")["interval_days"].reindex(model.items).to_numpy(float)
+    item_intervals = repeats.intervals.set_index("product_id")["interval_days"].reindex(model.items).to_numpy(float)
     evaluated = [c for c in chosen["customer_id"] if c in model.users]
     truth = truth[truth["customer_id"].isin(evaluated)]
     truth_sets: dict[str, set[int]] = {c: set() for c in evaluated}
@@ -150,27 +152,77 @@ def holdout_split(wh: Warehouse, as_of: datetime, max_customers: int = 20_000,
     for customer, pos in zip(truth["customer_id"], positions, strict=True):
         truth_sets[customer].add(int(pos))  # -1 (a product never seen in training) can never be hit
     return {"model": model, "allowed": allowed, "consumable": consumable, "consumables": consumables,
-            "intervals": item_intervals, "now_days": now_days,
+            "intervals": item_intervals, "now_days": now_days, "base": base, "products": products,
+            "touches": touches, "repeats": repeats, "expected": expected_intervals(model, touches, repeats),
             "held_out": int(len(chosen)), "user_rows": model.users.get_indexer(evaluated),
             "relevant": [truth_sets[c] for c in evaluated],
             "validation": np.array([is_validation(c) for c in evaluated], dtype=bool), "run_id": run_id}
 
 
+#: Settings that change the item-item similarity, the repeat model, or the cold products' weight.
+SIMILARITY_KEYS = ("neighbours", "shrink", "weighting", "kind", "alpha", "beta")
+REPEAT_KEYS = ("max_spread", "prior_gaps")
+
+
+def variant(split: dict[str, Any], settings: dict[str, Any]) -> tuple[ItemKNN, dict[str, Any], dict[str, Any]]:
+    """The split's model and timing with other settings (similarity: ``SIMILARITY_KEYS``;
+    repeats: ``REPEAT_KEYS``; ``cold_weight``), and the remaining settings (ranking weights).
+    Same customers, same cutoffs: for tuning on the validation half and for the contenders."""
+    similarity = {k: settings[k] for k in SIMILARITY_KEYS if k in settings}
+    repeat = {k: settings[k] for k in REPEAT_KEYS if k in settings}
+    rest = {k: v for k, v in settings.items() if k not in (*SIMILARITY_KEYS, *REPEAT_KEYS, "cold_weight")}
+    model = split["model"]
+    if similarity or "cold_weight" in settings:
+        base = split["base"].with_similarity(**similarity) if similarity else split["base"]
+        model = base.with_cold_items(split["products"], settings.get("cold_weight", COLD_WEIGHT))
+    repeats = split["repeats"]
+    if "max_spread" in repeat and repeats.orders is not None:
+        repeats = intervals_from_orders(repeats.orders, repeats.buyers, repeat["max_spread"])
+    consumable = model.items.isin(list(repeats.intervals["product_id"]))
+    timing = {"intervals": repeats.intervals.set_index("product_id")["interval_days"].reindex(model.items).to_numpy(float),
+              "consumable": np.asarray(consumable, bool), "allowed": split["allowed"]
+              if len(split["allowed"]) == len(model.items) else np.asarray(model.items.isin(split["products"].index)),
+              "expected": (expected_intervals(model, split["touches"], repeats, repeat.get("prior_gaps", CUSTOMER_PRIOR_GAPS))
+                           if repeat or model is not split["model"] else split["expected"])}
+    return model, timing, rest
+
+
+def _ranked(model: ItemKNN, timing: dict[str, Any], split: dict[str, Any], rows: np.ndarray, k: int,
+            **weights: Any) -> np.ndarray:
+    return model.recommend(rows, timing["allowed"], timing["consumable"], n=k, intervals=timing["intervals"],
+                           now_days=split["now_days"][rows], expected=timing["expected"], **weights)[0]
+
+
+#: The contenders of the card: the item-item model as it was before issue 14 item 6 (plain
+#: shrunk cosine, 50 neighbours) and RP3beta, each with our repeat and due-ness terms.
+CONTENDERS = {"cosine_untuned": {"kind": "cosine", "weighting": "none", "neighbours": 50, "shrink": 0.06},
+              "cosine_bm25": {"kind": "cosine", "weighting": "bm25"},
+              "rp3beta": {"kind": "rp3beta", "alpha": 0.5, "beta": 0.0, "neighbours": 50},
+              "no_content_cold_start": {"cold_weight": 0.0},
+              "due_per_product_only": {"prior_gaps": float("inf")}}
+
+
 def rankings(split: dict[str, Any], rows: np.ndarray, k: int, **weights: float) -> dict[str, np.ndarray]:
     """Top ``k`` of the recommender (``weights``: its ``repeat_weight`` / ``knn_weight`` /
-    ``due_weight`` if not the defaults), its ablations and the baselines for the given user rows."""
+    ``due_weight`` if not the defaults), its ablations, contenders and the baselines for the
+    given user rows."""
     model, allowed, consumable = split["model"], split["allowed"], split["consumable"]
-    timing = {"intervals": split["intervals"], "now_days": split["now_days"][rows]}
+    timing = {"intervals": split["intervals"], "now_days": split["now_days"][rows], "expected": split["expected"]}
     by_purchases = purchase_popularity(model)
 
     def ours(**override: float) -> np.ndarray:
         return model.recommend(rows, allowed, consumable, n=k, **timing, **{**weights, **override})[0]
 
+    contenders = {}
+    for name, settings in CONTENDERS.items():
+        other, other_timing, rest = variant(split, settings)
+        contenders[name] = _ranked(other, other_timing, split, rows, k, **{**weights, **rest})
     return {
         "recommender": ours(),
         "knn_only": ours(repeat_weight=0.0, due_weight=0.0),
         "repeat_only": ours(knn_weight=0.0),
         "no_due": ours(due_weight=0.0),
+        **contenders,
         "own_history": model.recommend(rows, allowed, consumable, n=k, knn_weight=0.0, popularity=by_purchases)[0],
         "popularity": popularity_top(model, allowed, consumable, rows, k, by_purchases),
         "popularity_weighted": popularity_top(model, allowed, consumable, rows, k, model.popularity),
@@ -183,12 +235,11 @@ def validation_grid(split: dict[str, Any], grid: list[dict[str, float]], k: int 
     validation = split["validation"]
     rows = split["user_rows"][validation]
     relevant = [r for r, keep in zip(split["relevant"], validation, strict=True) if keep]
-    model = split["model"]
     out = []
-    for weights in grid:
-        top = model.recommend(rows, split["allowed"], split["consumable"], n=k, intervals=split["intervals"],
-                              now_days=split["now_days"][rows], **weights)[0]
-        out.append({**weights, **ranking_metrics(top, relevant, k)})
+    for settings in grid:
+        model, timing, weights = variant(split, settings)
+        top = _ranked(model, timing, split, rows, k, **weights)
+        out.append({**settings, **ranking_metrics(top, relevant, k)})
     return out
 
 
@@ -213,6 +264,11 @@ def leave_last_basket_out(wh: Warehouse, as_of: datetime, top_n: int = 10, max_c
         "consumables": len(split["consumables"]),
         "recommender": ours,
         "ablations": {name: figures[name] for name in ("knn_only", "repeat_only", "no_due")},
+        "contenders": {name: figures[name] for name in CONTENDERS},
+        "cold_products": {"without_feedback": split["model"].stats.get("cold_products", 0),
+                          "reachable_by_content": split["model"].stats.get("cold_reachable", 0)},
+        "quantity_aware_consumables": int(split["repeats"].intervals["per_unit"].sum())
+        if "per_unit" in split["repeats"].intervals else 0,
         "baselines": {name: figures[name] for name in ("popularity", "popularity_weighted", "own_history")},
         "popularity": figures["popularity"],
     }

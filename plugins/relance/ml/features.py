@@ -17,7 +17,9 @@ from relance.warehouse import Warehouse
 #: Features of the propensity model (all derived from ``customer_features.sql``).
 PROPENSITY_FEATURES = ["recency_days", "frequency", "monetary", "orders_90d", "orders_365d", "tenure_days",
                        "avg_order_value", "refunds", "views_30d", "carts_30d", "wishlists_30d", "never_bought",
-                       "decayed_orders", "trend", "recency_vs_gap"]
+                       "decayed_orders", "trend", "recency_vs_gap", "p_alive", "expected_90d"]
+#: Added by :func:`relance.ml.bgnbd.features` with the parameters fitted on the training snapshot.
+BGNBD_FEATURES = ["p_alive", "expected_90d"]
 
 
 def _days_before(moment: datetime, column: pd.Series) -> pd.Series:
@@ -56,7 +58,8 @@ def customer_features(wh: Warehouse, as_of: datetime, snapshot: bool = False) ->
     # trend: the last 90 days against the 90 before (> 1 = buying more)
     frame["trend"] = (frame["orders_90d"] + 1) / (frame["orders_prev_90d"] + 1)
     # recency relative to the customer's own gap between orders (0 with fewer than two orders)
-    span = _days_before(as_of, frame["first_order_at"]) - frame["recency_days"]
+    frame["first_order_days"] = _days_before(as_of, frame["first_order_at"])  # NaN if never ordered
+    span = frame["first_order_days"] - frame["recency_days"]
     gap = (span / (frame["frequency"] - 1).clip(lower=1)).clip(lower=1.0)
     frame["recency_vs_gap"] = np.where(frame["frequency"] >= 2, frame["recency_days"] / gap, 0.0)
     return frame

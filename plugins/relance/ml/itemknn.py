@@ -8,7 +8,7 @@ neither imports the other's internals. See :mod:`relance.ml.recommender` for the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,7 +23,24 @@ KIND_WEIGHTS = {"view": 1.0, "wishlist": 2.0, "cart": 3.0, "order": 5.0}
 HISTORY = timedelta(days=730)
 MAX_ITEMS = 20_000
 NEIGHBOURS = 50
-SHRINK = 5.0
+#: Shrinkage of the cosine, in mean squared item norms (so that it means the same at any shop
+#: size): ``co(i, j) / (|i|·|j| + SHRINK · mean |i|²)``. Chosen on the validation half (10k:
+#: 0.06–1000 tried, best 25–50; the old absolute 5 was 0.06 of it): pairs with little support
+#: fall back towards 0, which favours well-supported neighbours.
+SHRINK = 30.0
+#: How customers weigh in the item-item similarity (issue 14 item 6, chosen on the validation
+#: half with ``NEIGHBOURS`` and ``SHRINK``): "none" (their log1p feedback), "iuf" (inverse user
+#: frequency: a customer who touched many products says less about any two of them) or "bm25"
+#: (saturated, length-normalised feedback; ``BM25_K1``, ``BM25_B``).
+WEIGHTING = "none"
+BM25_K1, BM25_B = 1.2, 0.75
+#: "cosine" (shrunk cosine) or "rp3beta" (random walk user→item→user→item, popularity ** beta
+#: discounted; ``RP3_ALPHA``, ``RP3_BETA``), the contender of "Are we really making much progress?".
+SIMILARITY = "cosine"
+RP3_ALPHA, RP3_BETA = 0.5, 0.0
+#: New products (no interactions yet): scored by content — the customer's feedback on the known
+#: products of the same product type, brand and price band (``content_similarity``), times this.
+COLD_WEIGHT = 0.3
 POPULARITY_TIE_BREAK = 1e-3
 #: Weight of a customer's own feedback on a product (consumables bought again, products viewed).
 REPEAT_WEIGHT = 1.0
@@ -50,13 +67,15 @@ def interactions(wh: Warehouse, as_of: datetime, holdout_run: str = "") -> pd.Da
     frame = read_frame(wh, "ml/interactions", params)
     if frame.empty:
         return pd.DataFrame({"customer_id": [], "product_id": [], "weight": [], "bought": [],
-                             "last_bought_days": []})
+                             "last_bought_days": [], "quantity": []})
     frame["weight"] = frame["weight"].astype(float) * frame["kind"].map(KIND_WEIGHTS).fillna(0.0)
     frame["bought"] = frame["kind"] == "order"
     last = pd.to_datetime(frame["last_at"], utc=True, format="mixed")
     frame["last_bought_days"] = np.where(frame["bought"], epoch_days(last), 0.0)
+    frame["quantity"] = pd.to_numeric(frame["quantity"], errors="coerce").fillna(0.0)
     return frame.groupby(["customer_id", "product_id"], sort=False, as_index=False).agg(
-        weight=("weight", "sum"), bought=("bought", "max"), last_bought_days=("last_bought_days", "max"))
+        weight=("weight", "sum"), bought=("bought", "max"), last_bought_days=("last_bought_days", "max"),
+        quantity=("quantity", "sum"))
 
 
 def epoch_days(moments) -> np.ndarray:
@@ -86,7 +105,8 @@ class ItemKNN:
     last_bought: sparse.csr_matrix | None = None  # users × items, day (epoch_days) of the last purchase
 
     @classmethod
-    def fit(cls, touches: pd.DataFrame, max_items: int = MAX_ITEMS, neighbours: int = NEIGHBOURS) -> ItemKNN:
+    def fit(cls, touches: pd.DataFrame, max_items: int = MAX_ITEMS, neighbours: int = NEIGHBOURS,
+            **similarity_settings: Any) -> ItemKNN:
         popularity_all = touches.groupby("product_id")["weight"].sum().sort_values(ascending=False, kind="stable")
         guarded = len(popularity_all) > max_items
         kept = popularity_all.index[:max_items]
@@ -105,7 +125,7 @@ class ItemKNN:
         if "last_bought_days" in touches:
             last_bought = sparse.csr_matrix((touches["last_bought_days"].to_numpy(np.float64)[bought_mask],
                                              (user_codes[bought_mask], item_codes[bought_mask])), shape=shape)
-        similarity = item_similarity(feedback, neighbours)
+        similarity = item_similarity(feedback, neighbours, **similarity_settings)
         popularity = popularity_all.reindex(items).to_numpy(np.float64)
         stats = {"customers": int(len(users)), "products": int(len(items)), "interactions": int(feedback.nnz),
                  "item_guard": {"max_items": max_items, "applied": bool(guarded),
@@ -113,11 +133,39 @@ class ItemKNN:
                  "similarity_nnz": int(similarity.nnz)}
         return cls(pd.Index(users), items, feedback, bought, similarity, popularity, stats, last_bought)
 
+    def with_similarity(self, neighbours: int = NEIGHBOURS, **similarity_settings: Any) -> ItemKNN:
+        """The same feedback with another item-item similarity (tuning on the validation half)."""
+        return replace(self, similarity=item_similarity(self.feedback, neighbours, **similarity_settings))
+
+    def with_cold_items(self, products: pd.DataFrame, weight: float = COLD_WEIGHT) -> ItemKNN:
+        """The model plus the catalogue's products it has no feedback on (new products), each
+        reachable through ``weight`` × its content similarity to the known products
+        (:func:`content_similarity`): the neighbours' term then scores it for the customers who
+        touched products of the same type, brand and price band. No popularity, no feedback."""
+        cold = products.index[~products.index.isin(self.items) & products["product_type"].notna()]
+        if not len(cold) or not weight:
+            return self
+        content = weight * content_similarity(products, self.items, pd.Index(cold))  # known × cold
+        m = len(cold)
+
+        def pad(matrix: sparse.csr_matrix | None) -> sparse.csr_matrix | None:
+            if matrix is None:
+                return None
+            return sparse.hstack([matrix, sparse.csr_matrix((matrix.shape[0], m), dtype=matrix.dtype)]).tocsr()
+
+        similarity = sparse.bmat([[self.similarity, content], [None, sparse.csr_matrix((m, m), dtype=np.float32)]],
+                                 format="csr", dtype=np.float32)
+        stats = {**self.stats, "cold_products": int(m), "cold_reachable": int((content.getnnz(axis=0) > 0).sum())}
+        return replace(self, items=self.items.append(pd.Index(cold)), feedback=pad(self.feedback),
+                       bought=pad(self.bought), similarity=similarity, last_bought=pad(self.last_bought),
+                       popularity=np.concatenate([self.popularity, np.zeros(m)]), stats=stats)
+
     def recommend(self, user_rows: np.ndarray, allowed: np.ndarray, consumable: np.ndarray,
                   n: int = TOP_N, repeat_weight: float = REPEAT_WEIGHT, knn_weight: float = KNN_WEIGHT,
                   popularity: np.ndarray | None = None, intervals: np.ndarray | None = None,
                   now_days: np.ndarray | float | None = None,
-                  due_weight: float = DUE_WEIGHT) -> tuple[np.ndarray, np.ndarray]:
+                  due_weight: float = DUE_WEIGHT,
+                  expected: sparse.csr_matrix | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top ``n`` (item positions, scores) for the given user rows; ``allowed`` and
         ``consumable`` are boolean per item. Position -1 where fewer than ``n`` items qualify.
 
@@ -126,7 +174,9 @@ class ItemKNN:
         evaluation varies them for its ablations and baselines. With ``intervals`` (learned
         repurchase interval per item, NaN for non-consumables) and ``now_days`` (the moment of
         the recommendation per user row, :func:`epoch_days`), a consumable the customer bought
-        also scores ``due_weight`` × how due it is (:func:`due_score`)."""
+        also scores ``due_weight`` × how due it is (:func:`due_score`) — against ``expected``
+        instead where given (users × items: the interval expected for that customer and product,
+        :func:`relance.ml.repeats.expected_intervals`; quantity and own habit included)."""
         popularity = self.popularity if popularity is None else popularity
         pop = popularity / max(float(popularity.max(initial=0.0)), 1e-9)
         base = np.where(allowed, POPULARITY_TIE_BREAK * pop, -np.inf).astype(np.float32)
@@ -147,7 +197,9 @@ class ItemKNN:
                 combined = combined + knn_weight * (own @ self.similarity)
             if due_weight and intervals is not None and self.last_bought is not None:
                 now = now_days[lo: lo + BATCH] if isinstance(now_days, np.ndarray) else np.full(len(rows), now_days)
-                combined = combined + due_weight * _due_matrix(self.last_bought[rows], intervals, now)
+                due = (_due_matrix(self.last_bought[rows], intervals, now) if expected is None
+                       else _due_expected(self.last_bought[rows], expected[rows], now))
+                combined = combined + due_weight * due
             excluded = (self.bought[rows] @ durable).tocsr()
             excluded.eliminate_zeros()
             top, top_scores, short = _top_k_sparse(combined.tocsr(), excluded, base, popular, k)
@@ -175,6 +227,14 @@ def _due_matrix(last_bought: sparse.csr_matrix, intervals: np.ndarray, now: np.n
     keep = np.isfinite(interval) & (coo.data > 0)
     due = due_score(now[coo.row[keep]] - coo.data[keep], interval[keep]).astype(np.float32)
     return sparse.csr_matrix((due, (coo.row[keep], coo.col[keep])), shape=last_bought.shape)
+
+
+def _due_expected(last_bought: sparse.csr_matrix, expected: sparse.csr_matrix, now: np.ndarray) -> sparse.csr_matrix:
+    coo = expected.tocoo()
+    last = np.asarray(last_bought[coo.row, coo.col]).ravel()
+    keep = (coo.data > 0) & (last > 0)
+    due = due_score(now[coo.row[keep]] - last[keep], coo.data[keep]).astype(np.float32)
+    return sparse.csr_matrix((due, (coo.row[keep], coo.col[keep])), shape=expected.shape)
 
 
 def _top_k_dense(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -249,16 +309,93 @@ def _top_k_sparse(part: sparse.csr_matrix, excluded: sparse.csr_matrix, base: np
     return top, top_scores, short
 
 
-def item_similarity(feedback: sparse.csr_matrix, neighbours: int) -> sparse.csr_matrix:
-    """Shrunk cosine between item columns, keeping the ``neighbours`` best per item."""
-    csc = feedback.tocsc()
+def weigh_users(feedback: sparse.csr_matrix, weighting: str = WEIGHTING, k1: float = BM25_K1,
+                b: float = BM25_B) -> sparse.csr_matrix:
+    """The feedback as the similarity sees it: unchanged ("none"); each customer's row times
+    log(products / products they touched) ("iuf"); or BM25 with customers as documents —
+    ``f·(k1+1) / (f + k1·(1 − b + b·n_u / mean n_u))`` ("bm25")."""
+    if weighting == "none":
+        return feedback
+    feedback = feedback.tocsr().astype(np.float32)
+    per_user = np.diff(feedback.indptr).astype(np.float64)
+    if weighting == "iuf":
+        scale = np.log(feedback.shape[1] / np.maximum(per_user, 1.0)).clip(min=0.1)
+        return sparse.diags(scale.astype(np.float32)) @ feedback
+    if weighting == "bm25":
+        length = per_user / max(per_user[per_user > 0].mean() if (per_user > 0).any() else 1.0, 1e-9)
+        norm = np.repeat(k1 * (1 - b + b * length), np.diff(feedback.indptr)).astype(np.float32)
+        out = feedback.copy()
+        out.data = out.data * (k1 + 1) / (out.data + norm)
+        return out
+    raise ValueError(f"unknown weighting {weighting!r}")
+
+
+def item_similarity(feedback: sparse.csr_matrix, neighbours: int = NEIGHBOURS, shrink: float = SHRINK,
+                    weighting: str = WEIGHTING, kind: str = SIMILARITY, alpha: float = RP3_ALPHA,
+                    beta: float = RP3_BETA) -> sparse.csr_matrix:
+    """Item × item similarities, keeping the ``neighbours`` best per item: shrunk cosine between
+    the (``weighting``-weighed) item columns, or RP3beta."""
+    if kind == "rp3beta":
+        return rp3beta_similarity(feedback, neighbours, alpha, beta)
+    csc = weigh_users(feedback, weighting).tocsc()
     norms = np.sqrt(np.asarray(csc.multiply(csc).sum(axis=0)).ravel())
     co = (csc.T @ csc).tocsr()
     co.setdiag(0)
     co.eliminate_zeros()
     co = co.tocoo()
-    values = co.data / (norms[co.row] * norms[co.col] + SHRINK)
+    values = co.data / (norms[co.row] * norms[co.col] + shrink * float((norms ** 2).mean() if len(norms) else 0.0))
     return top_k_per_row(sparse.csr_matrix((values.astype(np.float32), (co.row, co.col)), shape=co.shape), neighbours)
+
+
+def rp3beta_similarity(feedback: sparse.csr_matrix, neighbours: int = NEIGHBOURS, alpha: float = RP3_ALPHA,
+                       beta: float = RP3_BETA) -> sparse.csr_matrix:
+    """RP3beta (Paudel et al. 2017): the probability of a 3-step random walk item → customer →
+    item on the feedback graph (each step's transition probabilities raised to ``alpha``),
+    divided by the popularity of the arrival item raised to ``beta``; rows scaled to a maximum
+    of 1 (the kNN weight then means the same as with cosine); ``neighbours`` best per item."""
+    binary = feedback.tocsr().astype(np.float32)
+    user_to_item = sparse.diags(1.0 / np.maximum(np.asarray(binary.sum(axis=1)).ravel(), 1e-9)) @ binary
+    item_to_user = sparse.diags(1.0 / np.maximum(np.asarray(binary.sum(axis=0)).ravel(), 1e-9)) @ binary.T.tocsr()
+    if alpha != 1.0:
+        user_to_item = user_to_item.power(alpha)
+        item_to_user = item_to_user.power(alpha)
+    walk = (item_to_user @ user_to_item).tocsr()
+    degree = np.asarray((binary > 0).sum(axis=0)).ravel().astype(np.float64)
+    walk = walk @ sparse.diags((1.0 / np.maximum(degree, 1.0) ** beta).astype(np.float32))
+    walk = walk.tocsr()
+    walk.setdiag(0)
+    walk.eliminate_zeros()
+    best = top_k_per_row(walk, neighbours)
+    peak = np.asarray(best.max(axis=1).todense()).ravel()
+    return (sparse.diags((1.0 / np.where(peak > 0, peak, 1.0)).astype(np.float32)) @ best).tocsr().astype(np.float32)
+
+
+def content_similarity(products: pd.DataFrame, known: pd.Index, cold: pd.Index,
+                       neighbours: int = NEIGHBOURS) -> sparse.csr_matrix:
+    """Known × cold products: 0.6 for the same product type, + 0.25 the same brand, + 0.15 the
+    same price band (quintiles of the catalogue's log price), for the known products of the
+    same type only; the ``neighbours`` closest known products of each cold one (ties: the
+    lower position), each divided by how many were kept (the customer's mean feedback over
+    them, not their number, drives the score)."""
+    catalogue = products.reindex(known.append(cold))
+    price = pd.to_numeric(catalogue["price"], errors="coerce")
+    band = pd.qcut(np.log(price.where(price > 0)), 5, labels=False, duplicates="drop") if price.gt(0).sum() >= 5 \
+        else pd.Series(0, index=catalogue.index)
+    frame = pd.DataFrame({"type": catalogue["product_type"].to_numpy(),
+                          "brand": catalogue["brand"].to_numpy() if "brand" in catalogue else None,
+                          "band": np.asarray(band, dtype=float), "pos": np.arange(len(catalogue))})
+    old, new = frame.iloc[: len(known)], frame.iloc[len(known):]
+    pairs = new.merge(old.dropna(subset=["type"]), on="type", suffixes=("_new", "_old"))
+    if pairs.empty:
+        return sparse.csr_matrix((len(known), len(cold)), dtype=np.float32)
+    score = (0.6 + 0.25 * (pairs["brand_new"].notna() & (pairs["brand_new"] == pairs["brand_old"]))
+             + 0.15 * (pairs["band_new"] == pairs["band_old"]))
+    pairs = pairs.assign(score=score).sort_values(["pos_new", "score", "pos_old"], ascending=[True, False, True])
+    pairs = pairs.groupby("pos_new", sort=False).head(neighbours)
+    kept = pairs.groupby("pos_new")["score"].transform("size")
+    return sparse.csr_matrix(((pairs["score"] / kept).to_numpy(np.float32),
+                              (pairs["pos_old"].to_numpy(), pairs["pos_new"].to_numpy() - len(known))),
+                             shape=(len(known), len(cold)))
 
 
 def top_k_per_row(matrix: sparse.csr_matrix, k: int) -> sparse.csr_matrix:

@@ -40,6 +40,9 @@ from scipy import sparse
 from relance.ml.evaluation import leave_last_basket_out
 from relance.ml.frames import read_frame, write_frame
 from relance.ml.itemknn import (
+    BM25_B,
+    BM25_K1,
+    COLD_WEIGHT,
     DUE_SPREAD,
     DUE_WEIGHT,
     HISTORY,
@@ -48,8 +51,12 @@ from relance.ml.itemknn import (
     MAX_ITEMS,
     NEIGHBOURS,
     REPEAT_WEIGHT,
+    RP3_ALPHA,
+    RP3_BETA,
     SHRINK,
+    SIMILARITY,
     TOP_N,
+    WEIGHTING,
     ItemKNN,
     catalog,
     eligibility,
@@ -57,7 +64,13 @@ from relance.ml.itemknn import (
     interactions,
     top_k_per_row,
 )
-from relance.ml.repeats import repurchase_intervals
+from relance.ml.repeats import (
+    CUSTOMER_PRIOR_GAPS,
+    MAX_SPREAD,
+    MIN_MULTI_GAPS,
+    expected_intervals,
+    learn_repeats,
+)
 from relance.ml.store import ModelStore
 from relance.warehouse import Warehouse
 
@@ -127,24 +140,27 @@ def train_recommendations(wh: Warehouse, as_of: datetime, store: ModelStore | No
     started = time.perf_counter()
     products = catalog(wh)
     touches = interactions(wh, as_of)
-    intervals = repurchase_intervals(wh, as_of, touches=touches)
+    repeats = learn_repeats(wh, as_of, touches=touches)
+    intervals = repeats.intervals
     consumables = set(intervals["product_id"])
     timings["read_s"] = round(time.perf_counter() - started, 2)
 
     t = time.perf_counter()
-    model = ItemKNN.fit(touches, max_items=max_items)
+    learned = ItemKNN.fit(touches, max_items=max_items)
+    model = learned.with_cold_items(products)  # new products (no feedback yet) by content
     allowed, consumable = eligibility(model, products, consumables)
     item_intervals = intervals.set_index("product_id")["interval_days"].reindex(model.items).to_numpy(float)
     top_items, top_scores = model.recommend(np.arange(len(model.users)), allowed, consumable, n=top_n,
-                                            intervals=item_intervals, now_days=float(epoch_days(as_of)[0]))
+                                            intervals=item_intervals, now_days=float(epoch_days(as_of)[0]),
+                                            expected=expected_intervals(model, touches, repeats))
     timings["train_and_score_s"] = round(time.perf_counter() - t, 2)
 
     t = time.perf_counter()
-    popularity = pd.Series(model.popularity, index=model.items)
-    in_stock_popular = popularity[allowed].sort_values(ascending=False, kind="stable").head(FALLBACK_N)
+    popularity = pd.Series(learned.popularity, index=learned.items)
+    in_stock_popular = popularity[allowed[: len(learned.items)]].sort_values(ascending=False, kind="stable").head(FALLBACK_N)
     comp = complements(wh, as_of)
     ups = upsells(products, popularity)
-    similar = _similar_pairs(model)
+    similar = _similar_pairs(learned)
     timings["side_tables_s"] = round(time.perf_counter() - t, 2)
 
     rows = _recommendation_frame(model, top_items, top_scores, day, version)
@@ -172,16 +188,23 @@ def train_recommendations(wh: Warehouse, as_of: datetime, store: ModelStore | No
                                         max_items=max_items) if evaluate else {"skipped": "evaluate=False"})
     card = {
         "model": MODEL, "version": version, "as_of": as_of.isoformat(),
-        "algorithm": "item-item cosine kNN on implicit feedback (views 1, wishlists 2, carts 3, orders 5; "
-                     "time-decayed; log1p), popularity tie-break; co-purchase lift complements; "
+        "algorithm": f"item-item {SIMILARITY} kNN on implicit feedback (views 1, wishlists 2, carts 3, orders 5; "
+                     f"time-decayed; log1p; customers weighed: {WEIGHTING}) + own feedback + how due each "
+                     "consumable is (quantity-aware, the customer's own gaps) + new products by content "
+                     "(type, brand, price band), popularity tie-break; co-purchase lift complements; "
                      "same-type dearer up-sells",
         "training_window": [(as_of - HISTORY).isoformat(), as_of.isoformat()],
         "hyperparameters": {"kind_weights": KIND_WEIGHTS, "neighbours": NEIGHBOURS, "shrink": SHRINK,
+                            "similarity": SIMILARITY, "weighting": WEIGHTING, "bm25_k1_b": [BM25_K1, BM25_B],
+                            "rp3_alpha_beta": [RP3_ALPHA, RP3_BETA], "cold_weight": COLD_WEIGHT,
+                            "max_spread": MAX_SPREAD, "customer_prior_gaps": CUSTOMER_PRIOR_GAPS,
+                            "min_multi_unit_gaps": MIN_MULTI_GAPS,
                             "repeat_weight": REPEAT_WEIGHT, "due_weight": DUE_WEIGHT, "due_spread": DUE_SPREAD,
                             "knn_weight": KNN_WEIGHT,
                             "max_items": max_items, "top_n": top_n, "fallback_n": FALLBACK_N,
                             "min_support": MIN_SUPPORT, "min_lift": MIN_LIFT},
-        "data": {**model.stats, "in_stock_products": int(allowed.sum()), "consumables": len(consumables)},
+        "data": {**model.stats, "in_stock_products": int(allowed.sum()), "consumables": len(consumables),
+                 "consumables_per_unit": int(intervals["per_unit"].sum()) if len(intervals) else 0},
         "outputs": {"recommendations": len(rows), "customers_with_recommendations": int((top_items[:, 0] >= 0).sum()),
                     "product_complements": len(comp), "product_similarities": len(similar),
                     "product_upsells": len(ups), "product_repurchase_intervals": len(intervals)},
@@ -189,9 +212,9 @@ def train_recommendations(wh: Warehouse, as_of: datetime, store: ModelStore | No
         "timings": timings,
     }
     buffer = io.BytesIO()
-    sparse.save_npz(buffer, model.similarity)
+    sparse.save_npz(buffer, learned.similarity)
     artifacts = {"item_similarity.npz": buffer.getvalue(),
-                 "items.txt": "\n".join(map(str, model.items)).encode()}
+                 "items.txt": "\n".join(map(str, learned.items)).encode()}
     card_uri = (store or ModelStore()).save(MODEL, day, card, artifacts)
     summary = {"as_of": day.isoformat(), "customers": card["outputs"]["customers_with_recommendations"],
                "recommendations": len(rows), "complements": len(comp), "repurchase_intervals": len(intervals),

@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from relance.ml.features import PROPENSITY_FEATURES, customer_features, purchase_labels
+from relance.ml import bgnbd
+from relance.ml.features import BGNBD_FEATURES, PROPENSITY_FEATURES, customer_features, purchase_labels
 from relance.ml.frames import write_frame
 from relance.ml.store import ModelStore
 from relance.warehouse import Warehouse
@@ -64,6 +65,10 @@ VALUE_PRIOR_ORDERS = 2.0
 MIN_AUC_GAIN = 0.005
 ALGORITHMS = {"logistic": "LogisticRegression(C=1) on log1p + standardised features",
               "gradient_boosting": "HistGradientBoostingClassifier(200 iterations, early stopping)"}
+#: Training rows from this many snapshots, ``STACK_STEP`` apart (the newest as of T0; each labelled
+#: by its own next 90 days, all of them ending by T1, so the held-out window stays unseen).
+STACKED_SNAPSHOTS = 2
+STACK_STEP = timedelta(days=45)
 #: Weight of each anchor's prior, in average segment sizes (0 = plain k-means, large = fixed anchors).
 ANCHOR_WEIGHT = 0.5
 
@@ -130,8 +135,25 @@ def _propensity_pipeline():
                          LogisticRegression(C=1.0, max_iter=1000))
 
 
-def _design(features: pd.DataFrame) -> np.ndarray:
-    return features[PROPENSITY_FEATURES].to_numpy(dtype=float).clip(min=0)
+def _design(features: pd.DataFrame, columns: list[str] = PROPENSITY_FEATURES) -> np.ndarray:
+    return features[columns].to_numpy(dtype=float).clip(min=0)
+
+
+def _snapshots(wh: Warehouse, newest: datetime, first: pd.DataFrame | None = None
+               ) -> tuple[list[pd.DataFrame], list[np.ndarray]]:
+    """``STACKED_SNAPSHOTS`` feature snapshots (newest first, ``first`` = the newest if already
+    read) and their labels: an order in the 90 days after each."""
+    frames, labels = [], []
+    for i in range(STACKED_SNAPSHOTS):
+        moment = newest - i * STACK_STEP
+        frame = first if i == 0 and first is not None else customer_features(wh, moment, snapshot=True)
+        frames.append(frame)
+        labels.append(frame.index.isin(purchase_labels(wh, moment, moment + HORIZON)).astype(int))
+    return frames, labels
+
+
+def _with_bgnbd(frames: list[pd.DataFrame], params: dict[str, float]) -> pd.DataFrame:
+    return pd.concat([bgnbd.features(frame, params) for frame in frames])
 
 
 def expected_order_value(features: pd.DataFrame) -> np.ndarray:
@@ -161,16 +183,20 @@ def train_propensity(wh: Warehouse, as_of: datetime) -> tuple[Any | None, dict[s
 
     t1 = as_of - HORIZON
     t0 = t1 - HORIZON
-    train_x = customer_features(wh, t0, snapshot=True)
-    test_x = customer_features(wh, t1, snapshot=True)
-    train_y = train_x.index.isin(purchase_labels(wh, t0, t1)).astype(int)
+    train_frames, train_labels = _snapshots(wh, t0)
+    params = bgnbd.fit_frame(train_frames[0])  # BG/NBD on the training snapshot only
+    train_x, train_y = _with_bgnbd(train_frames, params), np.concatenate(train_labels)
+    test_raw = customer_features(wh, t1, snapshot=True)
+    test_x = bgnbd.features(test_raw, params)
     test_y = test_x.index.isin(purchase_labels(wh, t1, as_of)).astype(int)
     card: dict[str, Any] = {
         "target": "at least one order in the 90 days after as_of",
         "features": PROPENSITY_FEATURES,
         "training_window": {"features_as_of": t0.isoformat(), "label_window": [t0.isoformat(), t1.isoformat()],
                             "customers": int(len(train_y)), "positives": int(train_y.sum()),
-                            "fitted_on": int(min(len(train_y), MAX_FIT_ROWS))},
+                            "fitted_on": int(min(len(train_y), MAX_FIT_ROWS)),
+                            "stacked_snapshots": [(t0 - i * STACK_STEP).isoformat() for i in range(STACKED_SNAPSHOTS)]},
+        "bgnbd": {k: round(v, 4) if isinstance(v, float) else v for k, v in params.items()},
         "held_out_window": {"features_as_of": t1.isoformat(), "label_window": [t1.isoformat(), as_of.isoformat()],
                             "customers": int(len(test_y)), "positives": int(test_y.sum())},
     }
@@ -191,6 +217,11 @@ def train_propensity(wh: Warehouse, as_of: datetime) -> tuple[Any | None, dict[s
                 "mean_predicted": round(float(p.mean()), 4),
                 "reliability": reliability(test_y, p),
             }
+        # ablation: the logistic model without the BG/NBD features, same rows
+        plain = [f for f in PROPENSITY_FEATURES if f not in BGNBD_FEATURES]
+        p = _fit_propensity(_design(train_x, plain), train_y).predict_proba(_design(test_x, plain))[:, 1]
+        card["logistic_without_bgnbd"] = {"auc": round(float(roc_auc_score(test_y, p)), 4),
+                                          "brier": round(float(brier_score_loss(test_y, p)), 4)}
         # the boosted model only if it ranks better on the held-out window with calibration intact
         boosted, logistic = held_out["gradient_boosting"], held_out["logistic"]
         if boosted["auc"] >= logistic["auc"] + MIN_AUC_GAIN and boosted["brier"] <= logistic["brier"]:
@@ -198,11 +229,16 @@ def train_propensity(wh: Warehouse, as_of: datetime) -> tuple[Any | None, dict[s
         card["held_out"] = held_out[chosen]
         card["candidates"] = {name: {k: v for k, v in figures.items() if k != "reliability"}
                               for name, figures in held_out.items()}
-        model = _fit_propensity(_design(test_x), test_y, kinds[chosen])  # refit on the latest window
+        # refit on the latest windows (BG/NBD fitted again on the newest of them)
+        latest_frames, latest_labels = _snapshots(wh, t1, first=test_raw)
+        params = bgnbd.fit_frame(test_raw)
+        model = _fit_propensity(_design(_with_bgnbd(latest_frames, params)), np.concatenate(latest_labels),
+                                kinds[chosen])
         card["scored_with"] = f"{chosen}, refitted on the held-out window (features as of as_of - 90 d)"
     else:
         model = models[chosen]
         card["scored_with"] = "the model trained on the first window (held-out window has one class only)"
+    model.bgnbd_params_ = params  # the scoring snapshot's BG/NBD features use the model's own fit
     card["algorithm"] = ALGORITHMS[chosen]
     card["chosen"] = chosen
     if chosen == "logistic":
@@ -226,7 +262,8 @@ def build_segments(wh: Warehouse, as_of: datetime, store: ModelStore | None = No
         named, centroids = name_segments(scores)
         segment.loc[named.index] = named
     model, propensity_card = train_propensity(wh, as_of)
-    propensity = (model.predict_proba(_design(features))[:, 1] if model is not None and len(features)
+    propensity = (model.predict_proba(_design(bgnbd.features(features, model.bgnbd_params_)))[:, 1]
+                  if model is not None and len(features)
                   else np.full(len(features), np.nan))
     order_value = expected_order_value(features)
     bought = features["frequency"].to_numpy() > 0
