@@ -30,6 +30,9 @@ START = "2026-11-16"
 #: Ablations and baselines of the evaluation step, printed under it (same split, same exclusions).
 COMPARED = {"knn_only": "ablation: kNN only", "repeat_only": "ablation: repeat only",
             "no_due": "ablation: no due-ness",
+            "cosine_untuned": "cosine, old shrinkage", "cosine_bm25": "cosine, BM25 weighting",
+            "rp3beta": "RP3beta (tuned)", "no_content_cold_start": "no content cold start",
+            "due_per_product_only": "due: product interval only",
             "own_history": "own history", "popularity": "popularity (purchases)",
             "popularity_weighted": "popularity (weighted)"}
 
@@ -68,7 +71,7 @@ print(json.dumps({"customers": s["customers"], "auc": s["auc"]}))
     "evaluate_itemknn": """
 from relance.ml.evaluation import leave_last_basket_out
 r = leave_last_basket_out(warehouse.connect(url), as_of)
-print(json.dumps({"itemknn": r["recommender"], **r["ablations"], **r["baselines"],
+print(json.dumps({"itemknn": r["recommender"], **r["ablations"], **r["baselines"], **r["contenders"],
                   "customers": r["evaluated_customers"], "consumables": r["consumables"]}))
 """,
     "evaluate_implicit_als": """

@@ -462,3 +462,127 @@ def test_cap_arbitration_ranks_by_propensity_times_order_value(wh):
     rows = wh.query("outbox/due_candidates", {"as_of": now, "as_of_date": day, "campaign_ids": ["c"]})
     assert [r["customer_id"] for r in rows] == ["high_value", "low_value", "old_row"]
     assert [round(r["expected_value"], 2) for r in rows] == [30.0, 10.0, 0.4]
+
+
+# -- issue 14 items 5-7: repeat timing, item-kNN variants, cold products, BG/NBD -------------------
+def _repeat_orders(rows):
+    """(customer, product, day, units) -> the frame repeat_purchases.sql returns."""
+    t0 = datetime(2025, 1, 1, tzinfo=UTC)
+    return pd.DataFrame([{"customer_id": c, "product_id": p, "ordered_at": t0 + timedelta(days=d), "quantity": q}
+                         for c, p, d, q in rows])
+
+
+def test_a_three_unit_purchase_waits_three_intervals_when_the_product_says_so():
+    """Product "food": gaps follow the units bought (30 days a unit); product "tea": 20 days
+    whatever the units. Only the first is read per unit, and a customer's next purchase of it is
+    expected at units × 30 days; an irregular product is no consumable."""
+    import numpy as np
+
+    from relance.ml.itemknn import ItemKNN
+    from relance.ml.repeats import expected_intervals, intervals_from_orders
+
+    rows, rng = [], np.random.default_rng(0)
+    for n in range(8):
+        units = 3 if n % 2 else 1
+        rows += [(f"f{n}", "food", 0, units), (f"f{n}", "food", 30 * units + n % 3, 1), (f"f{n}", "food", 30 * units + 31, 1)]
+        rows += [(f"t{n}", "tea", 0, units), (f"t{n}", "tea", 20 + n % 2, units), (f"t{n}", "tea", 41, 1)]
+        rows += [(f"v{n}", "vase", 0, 1), *[(f"v{n}", "vase", float(d), 1) for d in np.cumsum(rng.exponential(40, 2))]]
+    orders = _repeat_orders(rows)
+    buyers = pd.DataFrame({"product_id": ["food", "tea", "vase"], "buyers": [8, 8, 8], "repeat_buyers": [8, 8, 8]})
+    learned = intervals_from_orders(orders, buyers)
+    intervals = learned.intervals.set_index("product_id")
+    assert set(intervals.index) == {"food", "tea"}  # the vase's chance repeats are too irregular
+    assert intervals.loc["food", "per_unit"] and not intervals.loc["tea", "per_unit"]
+    assert abs(intervals.loc["food", "interval_days"] - 30) <= 1.5
+    assert abs(intervals.loc["tea", "interval_days"] - 20.5) <= 1
+
+    touches = pd.DataFrame({"customer_id": ["new", "new"], "product_id": ["food", "tea"], "weight": [1.0, 1.0],
+                            "bought": [True, True], "last_bought_days": [20_000.0, 20_000.0], "quantity": [3, 3]})
+    model = ItemKNN.fit(touches)
+    expected = expected_intervals(model, touches, learned).toarray()[0]
+    by_item = dict(zip(model.items, expected, strict=True))
+    assert abs(by_item["food"] - 3 * intervals.loc["food", "interval_days"]) < 1e-6  # bought 3 units once
+    assert abs(by_item["tea"] - intervals.loc["tea", "interval_days"]) < 1e-6
+
+
+def test_a_customer_with_a_habit_of_their_own_is_due_at_their_own_interval():
+    from relance.ml.itemknn import ItemKNN
+    from relance.ml.repeats import expected_intervals, intervals_from_orders
+
+    rows = [(f"c{n}", "coffee", d, 1) for n in range(6) for d in (0, 30, 60)]
+    rows += [("slow", "coffee", d, 1) for d in (0, 45, 90, 135, 180)]  # four gaps of 45 days
+    learned = intervals_from_orders(_repeat_orders(rows), pd.DataFrame(
+        {"product_id": ["coffee"], "buyers": [7], "repeat_buyers": [7]}))
+    touches = pd.DataFrame({"customer_id": ["slow", "c0"], "product_id": ["coffee", "coffee"], "weight": [1.0, 1.0],
+                            "bought": [True, True], "last_bought_days": [1.0, 1.0], "quantity": [5, 3]})
+    model = ItemKNN.fit(touches)
+    expected = expected_intervals(model, touches, learned, prior_gaps=3.0)
+    slow, regular = expected[model.users.get_loc("slow"), 0], expected[model.users.get_loc("c0"), 0]
+    assert abs(regular - 30) < 1  # own gaps = the product's
+    assert 36 < slow < 45  # pulled from 30 towards their own 45 by 4 gaps against 3
+    assert abs(expected_intervals(model, touches, learned, prior_gaps=float("inf"))[0, 0] - 30) < 1e-6
+
+
+def test_similarity_variants_and_a_new_product_reached_by_content():
+    """BM25 / IUF weighting and RP3beta give item × item similarities without the diagonal; a
+    product nobody touched yet is recommended to the customer who touched one of the same
+    type and brand, not to the one who only touched another type."""
+    import numpy as np
+
+    from relance.ml.itemknn import ItemKNN, item_similarity
+
+    touches = pd.DataFrame({"customer_id": ["a", "a", "b", "b", "c"], "product_id": ["kib1", "bowl", "kib1", "bowl", "mug"],
+                            "weight": [3.0, 1.0, 1.0, 2.0, 1.0], "bought": [True, False, True, False, True],
+                            "last_bought_days": [1.0, 0.0, 1.0, 0.0, 1.0], "quantity": [1, 0, 1, 0, 1]})
+    model = ItemKNN.fit(touches)
+    for settings in ({"weighting": "bm25"}, {"weighting": "iuf"}, {"kind": "rp3beta", "alpha": 0.5, "beta": 0.3}):
+        sim = item_similarity(model.feedback, 10, **settings)
+        assert sim.shape == (3, 3) and sim.diagonal().sum() == 0 and sim.nnz > 0
+        assert sim.max() <= 1.0 + 1e-6
+    products = pd.DataFrame({"price": [20.0, 8.0, 9.0, 21.0], "availability": ["in_stock"] * 4,
+                             "product_type": ["Chien > Croquettes", "Chien > Bols", "Cuisine > Tasses",
+                                              "Chien > Croquettes"],
+                             "brand": ["Royal", "Inox", "Mugs", "Royal"]},
+                            index=pd.Index(["kib1", "bowl", "mug", "kib_new"], name="product_id"))
+    cold = model.with_cold_items(products)
+    assert list(cold.items[-1:]) == ["kib_new"] and cold.stats["cold_products"] == 1
+    allowed, consumable = np.ones(len(cold.items), bool), np.zeros(len(cold.items), bool)
+    top, scores = cold.recommend(np.arange(len(cold.users)), allowed, consumable, n=4)
+    new = cold.items.get_loc("kib_new")
+    rank = {u: list(top[i]) for i, u in enumerate(cold.users)}
+    mug = cold.items.get_loc("mug")
+    assert rank["b"].index(new) < rank["b"].index(mug)  # b bought the kibble: the new one before the mug
+    assert scores[list(cold.users).index("c")][rank["c"].index(new)] < 1e-2  # c only knows mugs: tie-break at most
+    assert model.with_cold_items(products, weight=0.0) is model
+
+
+def test_bgnbd_recovers_a_planted_population_and_ranks_the_alive_first():
+    """Customers drawn from a BG/NBD population (r, α, a, b known): the fit lands near the
+    planted parameters, and a customer whose purchases stopped long ago is less likely alive
+    than one with the same purchases lately."""
+    import numpy as np
+
+    from relance.ml import bgnbd
+
+    rng = np.random.default_rng(1)
+    r, alpha, a, b, n = 0.8, 6.0, 1.5, 4.0, 3000
+    rate, drop = rng.gamma(r, 1 / alpha, n), rng.beta(a, b, n)
+    T = rng.uniform(30, 80, n)
+    x, t_x = np.zeros(n), np.zeros(n)
+    for i in range(n):
+        t = 0.0
+        while True:
+            t += rng.exponential(1 / rate[i])
+            if t > T[i]:
+                break
+            x[i], t_x[i] = x[i] + 1, t
+            if rng.random() < drop[i]:
+                break
+    fitted = bgnbd.fit(x, t_x, T)
+    assert fitted["converged"]
+    assert 0.5 < fitted["r"] / r < 2 and 0.5 < fitted["alpha"] / alpha < 2
+    assert 0.4 < (fitted["a"] / (fitted["a"] + fitted["b"])) / (a / (a + b)) < 2.5  # mean dropout
+    p = bgnbd.p_alive(fitted, np.array([4.0, 4.0, 0.0]), np.array([50.0, 10.0, 0.0]), np.array([52.0, 52.0, 52.0]))
+    assert p[0] > p[1] and p[2] == 1.0
+    e = bgnbd.expected_purchases(fitted, np.array([4.0, 4.0]), np.array([50.0, 10.0]), np.array([52.0, 52.0]))
+    assert e[0] > e[1] > 0
