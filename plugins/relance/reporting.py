@@ -52,7 +52,19 @@ def format_campaign_summary(summary: list[dict[str, Any]]) -> str:
             lines += [line(step, f"  {step['name']}") for _, step in sorted(entry["steps"].items())]
     if not summary:
         lines.append("(no messages planned yet)")
+    folded = sum(entry["skipped"].get("digested", 0) for entry in summary)
+    if folded:
+        digests = next((e for e in summary if e["campaign_id"] == "digest"), _entry("digest"))
+        lines.append(f"digests: {folded} messages that lost the daily cap folded into digests; "
+                     f"{digests['sent']} digests sent, {digests['waiting']} to come")
     return "\n".join(lines)
+
+
+def digest_figures(wh: Warehouse) -> dict[str, int]:
+    """Digests (issue 12): messages folded into one (``folded``), digests ``digests_sent``,
+    ``digests_waiting`` and ``digests_not_sent`` (capped, no consent, no content …)."""
+    (row,) = wh.query("reporting/digest_counts")
+    return {key: int(value or 0) for key, value in row.items()}
 
 
 # --- the report's headline figures (campaign_report's views) ---------------------------------

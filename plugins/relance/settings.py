@@ -194,6 +194,17 @@ def frequency_caps() -> tuple[int, int]:
     return int(variable("tm_cap_per_day") or 1), int(variable("tm_cap_per_week") or 3)
 
 
+def digest_every() -> str:
+    """When digests go out (issue 12): ``day`` (default: the local day after the one whose cap
+    a message lost) or a weekday, ``monday`` … ``sunday`` (a weekly digest on the next such
+    local day). Variable ``tm_digest_every``; anything else fails loudly."""
+    value = (variable("tm_digest_every") or "day").strip().lower()
+    allowed = ("day", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+    if value not in allowed:
+        raise ValueError(f"Variable tm_digest_every must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
 def model_store() -> str:
     """Where models and their cards go: variable ``tm_model_store`` (a path or ``s3://bucket/prefix``),
     else ``<repo>/models``."""

@@ -28,6 +28,7 @@ SELECT
     SUM(CASE WHEN m.status = 'dry_run' THEN 1 ELSE 0 END) AS dry_run,
     SUM(CASE WHEN m.status = 'holdout' THEN 1 ELSE 0 END) AS holdout,
     SUM(CASE WHEN m.status = 'capped' THEN 1 ELSE 0 END) AS capped,
+    SUM(CASE WHEN m.status = 'digested' THEN 1 ELSE 0 END) AS digested,
     SUM(CASE WHEN m.status = 'suppressed' THEN 1 ELSE 0 END) AS suppressed,
     SUM(CASE WHEN m.status = 'no_consent' THEN 1 ELSE 0 END) AS no_consent,
     SUM(CASE WHEN m.status = 'unsubscribed' THEN 1 ELSE 0 END) AS unsubscribed,

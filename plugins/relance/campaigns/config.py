@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from relance import settings
+from relance.campaigns.digest import DIGEST_CAMPAIGN
 from relance.timeutil import parse_duration
 
 ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,48}$")
@@ -93,6 +94,9 @@ class Campaign(BaseModel):
     #: defer sends due between 21:00 and 08:00 local to 08:00 (default: marketing only)
     quiet_hours: bool | None = None
     holdout_pct: float = Field(default=0, ge=0, lt=100)
+    #: a message that loses the daily cap is folded into the customer's next digest (the
+    #: ``digest`` campaign, relance.dispatch.digests) instead of being capped (marketing only)
+    digest: bool = False
     sender: str | None = None
     variants: list[Variant] = [Variant(name="A", weight=1)]
     steps: list[Step] = Field(min_length=1)
@@ -130,6 +134,9 @@ class Campaign(BaseModel):
                 raise ValueError(f"variant {variant.name} overrides unknown step(s) {sorted(unknown)}")
         if self.category == "transactional" and self.holdout_pct:
             raise ValueError("a transactional campaign cannot have a holdout")
+        if self.digest and (self.category != "marketing" or self.id == DIGEST_CAMPAIGN):
+            raise ValueError("digest: true is for marketing campaigns (transactional mail is never capped) "
+                             f"other than the {DIGEST_CAMPAIGN} campaign itself")
         return self
 
     # -- derived ------------------------------------------------------------------
@@ -217,6 +224,7 @@ def load_campaign(path: Path) -> Campaign:
 
 def known_transforms() -> set[str]:
     """Names of the registered trigger transforms (importing the modules that register them)."""
+    import relance.campaigns.digest  # noqa: F401 - registers its transforms
     import relance.campaigns.sessions  # noqa: F401 - registers its transforms
     import relance.campaigns.shopper_steps  # noqa: F401 - registers its transforms
     from relance.campaigns.transforms import TRANSFORMS

@@ -10,6 +10,7 @@ from typing import Any
 
 from relance import settings
 from relance.campaigns.config import Campaign, Step
+from relance.dispatch.digests import digest_sections
 from relance.timeutil import utc
 from relance.warehouse import Warehouse, load_sql
 
@@ -29,12 +30,16 @@ def _param(key: str, value: Any) -> Any:
     return value
 
 
-def build_context(wh: Warehouse, campaign: Campaign, step: Step, row: dict[str, Any], as_of: datetime
-                  ) -> tuple[dict[str, Any], list[str]]:
-    """Template variables for one outbox row, and the required content blocks that are empty."""
+def build_context(wh: Warehouse, campaign: Campaign, step: Step, row: dict[str, Any], as_of: datetime,
+                  campaigns: dict[str, Campaign] | None = None) -> tuple[dict[str, Any], list[str]]:
+    """Template variables for one outbox row, and the required content blocks that are empty.
+
+    A digest (the ``digest`` campaign) gets its folded messages as sections
+    (:func:`relance.dispatch.digests.digest_sections`, built with their own campaigns from
+    ``campaigns``): ``digest_items`` holds the sections still worth showing."""
     trigger_context = json.loads(row.get("context") or "{}")
     params = {key: _param(key, value) for key, value in trigger_context.items()}
-    params.update({"customer_id": row["customer_id"], "trigger_id": row["trigger_id"],
+    params.update({"customer_id": row["customer_id"], "trigger_id": row["trigger_id"], "send_key": row.get("send_key"),
                    "trigger_at": utc(row["trigger_at"]), "as_of": utc(as_of)})
     context: dict[str, Any] = {
         **trigger_context,
@@ -48,5 +53,8 @@ def build_context(wh: Warehouse, campaign: Campaign, step: Step, row: dict[str, 
         # a context column a newer trigger adds is absent from rows planned before: NULL
         bound = {name: params.get(name) for name in query_params(query)}
         context[query] = wh.query(f"content/{query}", bound)
+    if "digest_items" in context:
+        context["digest_items"] = digest_sections(wh, context["digest_items"], campaigns or {campaign.id: campaign},
+                                                  row, as_of, build_context)
     missing = [name for name in step.required if not context.get(name)]
     return context, missing

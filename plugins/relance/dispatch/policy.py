@@ -131,12 +131,14 @@ BEFORE_SENDING: tuple[Rule, ...] = (
          "then goes through these rules again",
          "relance.dispatch.rules.defer_quiet_hours (+ include/sql/outbox/defer_quiet_hours.sql)",
          rules.defer_quiet_hours),
-    Rule("capped", "capped / queued",
+    Rule("capped", "capped / digested / queued",
          "over the frequency caps (per local day, per 7 days; one journey one conversation): in arbitration "
-         "order (priority, expected value, age: outbox/due_candidates.sql) the later loses; the rest are "
-         "claimed into batches (queued)",
-         "relance.dispatch.rules.cap_and_claim (+ relance.dispatch.caps, include/sql/outbox/cap_usage.sql, "
-         "mark_capped.sql, claim_into_batch.sql)", rules.cap_and_claim),
+         "order (priority, expected value, age: outbox/due_candidates.sql) the later loses — digested instead "
+         "when it lost the daily cap only and its campaign has digest: true (folded into the customer's next "
+         "digest, digest_send_key); the rest are claimed into batches (queued)",
+         "relance.dispatch.rules.cap_and_claim (+ relance.dispatch.caps, relance.dispatch.digests, "
+         "include/sql/outbox/cap_usage.sql, mark_capped.sql, mark_digested.sql, claim_into_batch.sql)",
+         rules.cap_and_claim),
 )
 
 #: Applied by :func:`relance.dispatch.send_batch` to each claimed row (``sending`` first), in this order.

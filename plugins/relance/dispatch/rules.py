@@ -20,6 +20,7 @@ from relance import settings
 from relance.campaigns.config import Campaign
 from relance.campaigns.planner import apply_exits
 from relance.dispatch.caps import WEEK, CapLedger
+from relance.dispatch.digests import cap_or_fold
 from relance.keys import bucket
 from relance.timeutil import customer_zone
 from relance.warehouse import Warehouse
@@ -249,7 +250,8 @@ def defer_quiet_hours(run: Decision) -> None:
 def cap_and_claim(run: Decision) -> None:
     """Claim the candidates into batches, in arbitration order; the frequency caps
     (:mod:`relance.dispatch.caps`) are counted and reserved inside this transaction, customers
-    locked first on PostgreSQL. A candidate over a cap is ``capped`` instead."""
+    locked first on PostgreSQL. A candidate over a cap is ``capped`` instead — or ``digested``
+    (:func:`relance.dispatch.digests.cap_or_fold`: folded into the customer's next digest)."""
     wh, conn, campaigns, as_of, candidates = run.wh, run.conn, run.campaigns, run.as_of, run.candidates
     if not candidates:
         return
@@ -269,8 +271,7 @@ def cap_and_claim(run: Decision) -> None:
         if reserve:
             reason = ledger.check(row["customer_id"], row["campaign_id"], row["trigger_id"], row["timezone"])
             if reason:
-                wh.execute("outbox/mark_capped", {"send_key": row["send_key"], "as_of": as_of, "reason": reason},
-                           conn)
+                cap_or_fold(run, ledger, row, reason)  # capped, or folded into the next digest
                 continue
         if in_batch >= size:
             batch_ids.append(f"{run.run_id}#{len(batch_ids):04d}")

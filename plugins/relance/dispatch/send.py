@@ -187,7 +187,7 @@ def render_one(wh: Warehouse, row: dict[str, Any], campaigns: dict[str, Campaign
     if not 1 <= row["step"] <= len(campaign.steps):
         return Outcome("failed", f"campaign {campaign.id} has no step {row['step']}")
     step = campaign.steps[row["step"] - 1]
-    context, missing = build_context(wh, campaign, step, row, as_of)
+    context, missing = build_context(wh, campaign, step, row, as_of, campaigns)
     if missing:
         return Outcome("no_content", f"nothing to show in {', '.join(missing)}")
     marketing = campaign.category == "marketing"

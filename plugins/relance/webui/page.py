@@ -17,7 +17,7 @@ from relance.webui import svg
 THRESHOLDS = {"bounce": ("tm_max_bounce_rate", settings.DEFAULT_MAX_BOUNCE_RATE),
               "complaint": ("tm_max_complaint_rate", settings.DEFAULT_MAX_COMPLAINT_RATE)}
 #: skip reasons, in the order the outbox's rules decide them (campaign_daily's columns)
-SKIPS = ("holdout", "capped", "suppressed", "no_consent", "unsubscribed", "deferred_quiet_hours", "expired",
+SKIPS = ("holdout", "capped", "digested", "suppressed", "no_consent", "unsubscribed", "deferred_quiet_hours", "expired",
          "exited", "no_content", "failed", "unknown", "waiting")
 
 
@@ -58,7 +58,8 @@ def page_data(wh) -> dict[str, Any]:
     totals = {key: sum(d[key] for d in days) for key in ("sent", "bounced", "complained", "delivered")}
     rates = {"bounce": totals["bounced"] / sent if sent else None,
              "complaint": totals["complained"] / sent if sent else None}
-    return {**figures, "days": days, "totals": totals, "rates": rates, "thresholds": thresholds()}
+    return {**figures, "days": days, "totals": totals, "rates": rates, "thresholds": thresholds(),
+            "digests": reporting.digest_figures(wh)}
 
 
 def _cell(key: str, text: str, numeric: bool = True) -> str:
@@ -176,6 +177,17 @@ def lift_section(data: dict[str, Any]) -> str:
             f"</th></tr>{''.join(table_rows)}</table></section>")
 
 
+def digests_section(data: dict[str, Any]) -> str:
+    figures = data.get("digests") or {}
+    labels = (("folded", "messages folded into a digest"), ("digests_sent", "digests sent"),
+              ("digests_waiting", "digests to come"), ("digests_not_sent", "digests not sent"))
+    cells = "".join(f"<tr><td>{text}</td>" + _cell(f"digests:{key}", str(figures.get(key, 0))) + "</tr>"
+                    for key, text in labels)
+    return ('<section id="digests"><h2>Digests</h2><p class="note">Marketing messages that lost the daily cap '
+            "in a campaign with <code>digest: true</code> go into the customer's next digest instead of being "
+            f"dropped: one email, counted once against the caps.</p><table>{cells}</table></section>")
+
+
 def deliverability_section(data: dict[str, Any]) -> str:
     days, limits, rates = data["days"], data["thresholds"], data["rates"]
     labels = [d["day"][5:] for d in days]
@@ -217,4 +229,4 @@ def render(data: dict[str, Any], generated_at: datetime | None = None) -> str:
             f"campaign_daily, ab_results and holdout_lift (campaign_report as of <span data-key=\"report_date\">"
             f"{escape(str(as_of))}</span>){stamp}. Aggregates only.</p>"
             + funnel_section(data) + over_time_section(data) + ab_section(data) + lift_section(data)
-            + deliverability_section(data) + "</body></html>")
+            + digests_section(data) + deliverability_section(data) + "</body></html>")

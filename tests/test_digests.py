@@ -1,0 +1,185 @@
+"""Digests instead of silence (issue 12, item 4): a marketing message that loses the daily cap,
+of a campaign with ``digest: true``, is folded into the customer's next digest — one email the
+next local day at 09:00, which counts once against the caps — instead of being dropped.
+
+Tiny shops run through ingest → planners → dispatcher (the functions the Airflow tasks call)
+against the SES emulator, on SQLite and PostgreSQL; the key arithmetic is tested as functions.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from email import message_from_string
+from email.policy import default as default_policy
+
+import pytest
+from pydantic import ValidationError
+
+from helpers import customer, identify, only, product, track, write_catalog, write_events
+from relance import settings
+from relance.campaigns.config import Campaign
+from relance.campaigns.digest import digest_day, digest_days, digest_send_key
+from relance.dispatch.caps import CapLedger, Reservation
+from relance.dispatch.digests import lost_daily_cap_only
+
+FOLDING = ("back_in_stock", "price_drop", "digest")
+
+
+def parsed(message: dict):
+    return message_from_string(message["raw_data"], policy=default_policy)
+
+
+def rows(wh) -> dict[tuple[str, str], dict]:
+    """(customer, campaign) → its message_log row (one per pair in these shops)."""
+    got = wh.query("SELECT customer_id, campaign_id, send_key, status, reason, digest_send_key, cap_reserved_at, "
+                   "due_at FROM message_log WHERE status <> 'dry_run'")
+    return {(r["customer_id"], r["campaign_id"]): r for r in got}
+
+
+def _restock_and_drop_shop(landing, **traits):
+    """p1 comes back in stock and p12 drops 12 % on 20 November: ann asked for p1 and viewed
+    p12, so both alerts are due at 10:00 Paris the same day."""
+    write_catalog(landing, "2026-11-19", [product("p1", title="Croquettes Saumon 4 kg", availability="out_of_stock",
+                                                  quantity=0),
+                                          product("p12", title="Théière fonte", price="50.00 EUR")])
+    write_catalog(landing, "2026-11-20", [product("p1", title="Croquettes Saumon 4 kg"),
+                                          product("p12", title="Théière fonte", price="44.00 EUR")])
+    write_events(landing, "2026-11-18 10", [
+        customer("ann", **traits),
+        track("ann", "Back In Stock Requested", "2026-11-18 10:00", product_id="p1"),
+        track("ann", "Product Viewed", "2026-11-18 10:01", product_id="p12"),
+    ])
+
+
+def test_a_price_drop_that_loses_the_daily_cap_goes_into_the_next_days_digest_once(
+        wh, tmp_path, ses, campaigns, run_at):
+    _restock_and_drop_shop(tmp_path)
+    chosen = only(campaigns, *FOLDING)
+    run_at(wh, tmp_path, chosen, ["2026-11-20 01:00", "2026-11-20 09:00"], ingest_from="2026-11-18 00:00")
+    got = rows(wh)
+    assert got["ann", "back_in_stock"]["status"] == "sent"      # priority 70 wins the day's slot
+    folded = got["ann", "price_drop"]
+    expected_key = digest_send_key("ann", date(2026, 11, 21))
+    assert folded["status"] == "digested"
+    assert folded["digest_send_key"] == expected_key and folded["cap_reserved_at"] is None
+    assert "back_in_stock/back_in_stock" in folded["reason"] and "digest of 2026-11-21" in folded["reason"]
+    assert len(ses.sent_messages()) == 1
+
+    # the next day, 09:00 Paris: the digest planner writes the very row the folded one points at
+    run_at(wh, tmp_path, chosen, ["2026-11-21 07:00", "2026-11-21 08:00"], ingest_from="2026-11-20 09:00")
+    got = rows(wh)
+    digest = got["ann", "digest"]
+    assert digest["send_key"] == expected_key
+    assert digest["status"] == "sent" and str(digest["due_at"])[:16] == "2026-11-21 08:00"
+    assert digest["cap_reserved_at"] is not None                # one email, counted once
+    assert got["ann", "price_drop"]["status"] == "digested"    # the folded row keeps its decision
+    messages = ses.sent_messages()
+    assert len(messages) == 2
+    mail = parsed(messages[-1])
+    assert str(mail["Subject"]) == "Ann, votre récap : baisse de prix"
+    html = mail.get_body(("html",)).get_content()
+    assert "Les prix baissent" in html and "fonte" in html and "50,00" in html and "44,00" in html
+    assert "amazonSESUnsubscribeUrl" in html                    # marketing: its unsubscribe link
+
+    # a re-run of every hour plans no second digest and folds nothing twice
+    run_at(wh, tmp_path, chosen, ["2026-11-20 09:00", "2026-11-21 08:00"], ingest_from="2026-11-21 08:00")
+    assert rows(wh) == got and len(ses.sent_messages()) == 2
+
+    # the demo's summary and the Campaigns page count them
+    from relance import reporting
+    from relance.webui.page import page_data, render
+
+    summary = reporting.format_campaign_summary(reporting.campaign_summary(wh))
+    assert "digested 1" in summary
+    assert "digests: 1 messages that lost the daily cap folded into digests; 1 digests sent, 0 to come" in summary
+    assert reporting.digest_figures(wh) == {"folded": 1, "digests_sent": 1, "digests_waiting": 0,
+                                            "digests_not_sent": 0}
+    page = render(page_data(wh))
+    assert '<td class="n" data-key="digests:folded">1</td>' in page
+    assert '<td class="n" data-key="digests:digests_sent">1</td>' in page
+
+
+def test_a_digest_to_a_customer_who_opted_out_since_is_not_sent_and_its_items_say_where_they_went(
+        wh, tmp_path, ses, campaigns, run_at):
+    _restock_and_drop_shop(tmp_path)
+    write_events(tmp_path, "2026-11-20 12", [identify("ann", "2026-11-20 12:00", email_opt_in=False)])
+    chosen = only(campaigns, *FOLDING)
+    run_at(wh, tmp_path, chosen, ["2026-11-20 01:00", "2026-11-20 09:00", "2026-11-21 08:00"],
+           ingest_from="2026-11-18 00:00")
+    got = rows(wh)
+    digest = got["ann", "digest"]
+    assert digest["status"] in ("no_consent", "unsubscribed") and digest["cap_reserved_at"] is None
+    # the folded row keeps its decision and its pointer: one join says what became of it
+    (fate,) = wh.query("SELECT d.status FROM message_log m JOIN message_log d ON d.send_key = m.digest_send_key "
+                       "WHERE m.status = 'digested'")
+    assert fate["status"] == digest["status"]
+    assert len(ses.sent_messages()) == 1                        # the back-in-stock alert only
+
+
+def test_without_digest_true_the_loser_is_capped_as_before(wh, tmp_path, ses, campaigns, run_at):
+    _restock_and_drop_shop(tmp_path)
+    chosen = {**only(campaigns, *FOLDING), "price_drop": campaigns["price_drop"].model_copy(update={"digest": False})}
+    run_at(wh, tmp_path, chosen, ["2026-11-20 01:00", "2026-11-20 09:00", "2026-11-21 08:00"],
+           ingest_from="2026-11-18 00:00")
+    got = rows(wh)
+    assert got["ann", "price_drop"]["status"] == "capped" and got["ann", "price_drop"]["digest_send_key"] is None
+    assert ("ann", "digest") not in got
+
+
+# -- the arithmetic, as functions --------------------------------------------------------------
+
+def test_the_digest_is_the_next_local_day_or_the_next_chosen_weekday():
+    friday_10_paris = datetime(2026, 11, 20, 9, tzinfo=UTC)
+    assert digest_day(friday_10_paris, "Europe/Paris") == date(2026, 11, 21)
+    # 23:30 UTC is already Saturday in Paris: the day whose cap was full is Saturday
+    assert digest_day(datetime(2026, 11, 20, 23, 30, tzinfo=UTC), "Europe/Paris") == date(2026, 11, 22)
+    assert digest_day(friday_10_paris, "America/Los_Angeles") == date(2026, 11, 21)
+    assert digest_day(friday_10_paris, "Europe/Paris", "monday") == date(2026, 11, 23)
+    monday = datetime(2026, 11, 23, 9, tzinfo=UTC)
+    assert digest_day(monday, "Europe/Paris", "monday") == date(2026, 11, 30)   # never the same day
+
+
+def test_the_planner_finds_the_digest_each_folded_row_points_at_even_after_a_time_zone_change():
+    folded_at = datetime(2026, 11, 20, 23, 30, tzinfo=UTC)
+    day = digest_day(folded_at, "Pacific/Auckland")                  # already the 21st there: the 22nd
+    key = digest_send_key("ann", day)
+    weekly = digest_send_key("bob", digest_day(folded_at, "Europe/Paris", "sunday"))  # Saturday there: Sunday 22
+    rows_in = [{"customer_id": "ann", "digest_send_key": key, "decided_at": folded_at, "timezone": "Europe/Paris"},
+               {"customer_id": "ann", "digest_send_key": key, "decided_at": folded_at, "timezone": "Europe/Paris"},
+               {"customer_id": "bob", "digest_send_key": weekly, "decided_at": folded_at, "timezone": None},
+               {"customer_id": "eve", "digest_send_key": "digest-1-unknown", "decided_at": folded_at,
+                "timezone": None}]
+    out = digest_days(rows_in, folded_at)
+    assert out == [{"customer_id": "ann", "trigger_id": f"digest|{day.isoformat()}",
+                    "trigger_local_date": day.isoformat(), "timezone": "Europe/Paris"},
+                   {"customer_id": "bob", "trigger_id": "digest|2026-11-22", "trigger_local_date": "2026-11-22",
+                    "timezone": None}]
+
+
+def test_only_the_daily_cap_folds_a_message_the_weekly_cap_still_caps_it():
+    as_of = datetime(2026, 11, 20, 9, tzinfo=UTC)
+    ledger = CapLedger(as_of, per_day=1, per_week=3)
+    ledger.load([{"customer_id": "ann", "send_key": "k1", "campaign_id": "back_in_stock", "step_name": "s",
+                  "trigger_id": "t1", "cap_reserved_at": as_of}])
+    assert lost_daily_cap_only(ledger, "ann")
+    ledger.used["ann"] += [Reservation(f"k{n}", "winback", "s", f"t{n}", as_of - timedelta(days=n)) for n in (2, 3)]
+    assert not lost_daily_cap_only(ledger, "ann")
+
+
+def test_digest_true_is_refused_on_transactional_campaigns_and_the_digest_itself(campaigns):
+    receipt = campaigns["order_confirmation"].model_dump()
+    with pytest.raises(ValidationError, match="digest: true is for marketing campaigns"):
+        Campaign.model_validate({**receipt, "digest": True})
+    with pytest.raises(ValidationError, match="digest: true is for marketing campaigns"):
+        Campaign.model_validate({**campaigns["digest"].model_dump(), "digest": True})
+    assert {cid for cid, c in campaigns.items() if c.digest} == {"browse_abandonment", "back_in_stock",
+                                                                 "price_drop", "low_stock"}
+
+
+def test_tm_digest_every_takes_day_or_a_weekday(monkeypatch):
+    assert settings.digest_every() == "day"
+    monkeypatch.setenv("AIRFLOW_VAR_TM_DIGEST_EVERY", "Sunday")
+    assert settings.digest_every() == "sunday"
+    monkeypatch.setenv("AIRFLOW_VAR_TM_DIGEST_EVERY", "weekly")
+    with pytest.raises(ValueError, match="tm_digest_every"):
+        settings.digest_every()
