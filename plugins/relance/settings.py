@@ -205,6 +205,69 @@ def digest_every() -> str:
     return value
 
 
+# -- SMS (issue 12, item 3; README "SMS") ----------------------------------------------------
+#: SMS quiet hours in the customer's time zone: an SMS buzzes a phone, so they apply to every SMS
+#: (transactional too, unless its campaign says ``quiet_hours: false``). 20:00–08:00 is the French
+#: operators' code of conduct for commercial SMS.
+DEFAULT_SMS_QUIET_HOURS = (20, 8)
+SMS_PROVIDERS = ("sns", "end_user_messaging")
+
+
+def sms_frequency_caps() -> tuple[int, int]:
+    """Marketing SMS per customer: (per local day, per rolling 7 days), counted apart from email.
+    Variables ``tm_sms_cap_per_day`` and ``tm_sms_cap_per_week``; defaults 1 and 2."""
+    return int(variable("tm_sms_cap_per_day") or 1), int(variable("tm_sms_cap_per_week") or 2)
+
+
+def sms_quiet_hours() -> tuple[int, int]:
+    """(start, end) local hours of SMS quiet hours: Variable ``tm_sms_quiet_hours`` as ``20-8``."""
+    raw = variable("tm_sms_quiet_hours")
+    if not raw:
+        return DEFAULT_SMS_QUIET_HOURS
+    start, _, end = raw.partition("-")
+    return int(start), int(end)
+
+
+def sms_cost_per_segment() -> float:
+    """What one SMS segment costs (Variable ``tm_sms_cost_per_segment``, in the currency of the
+    AWS bill; default 0.07, about SNS's price for France): recorded per message in
+    ``message_log.sms_cost``."""
+    raw = variable("tm_sms_cost_per_segment")
+    return float(raw) if raw else 0.07
+
+
+def sms_provider() -> str:
+    """``sns`` (default: SNS ``Publish`` to the number) or ``end_user_messaging`` (AWS End User
+    Messaging SMS ``SendTextMessage``): Variable ``tm_sms_provider``."""
+    provider = (variable("tm_sms_provider") or "sns").strip().lower()
+    if provider not in SMS_PROVIDERS:
+        raise ValueError(f"Variable tm_sms_provider: {provider!r} is not one of {SMS_PROVIDERS}")
+    return provider
+
+
+def sms_sender_id() -> str | None:
+    """Alphanumeric sender ID shown on the phone (Variable ``tm_sms_sender_id``, e.g. BOUTIQUE)."""
+    return variable("tm_sms_sender_id") or None
+
+
+def sms_origination_identity() -> str | None:
+    """End User Messaging: the phone number, pool or sender ID to send from (``tm_sms_origination_identity``)."""
+    return variable("tm_sms_origination_identity") or None
+
+
+def sms_configuration_set() -> str | None:
+    """End User Messaging: the configuration set whose event destinations get delivery events
+    (``tm_sms_configuration_set``)."""
+    return variable("tm_sms_configuration_set") or None
+
+
+def sms_default_calling_code() -> str:
+    """Country calling code given to a national phone number (``06 12 34 56 78``) at ingest:
+    Variable ``tm_sms_default_calling_code``, default 33 (France); empty: national numbers are dropped."""
+    value = variable("tm_sms_default_calling_code")
+    return "33" if value is None else value.strip().lstrip("+")
+
+
 def model_store() -> str:
     """Where models and their cards go: variable ``tm_model_store`` (a path or ``s3://bucket/prefix``),
     else ``<repo>/models``."""

@@ -16,7 +16,9 @@ from relance.dispatch.content import build_context
 from relance.dispatch.policy import AMBIGUOUS_STREAK, STALE_CLAIM, batch_lease
 from relance.messaging.mime import HeaderError, build_message, unsubscribe_url
 from relance.messaging.ses import SendError, SesSender
-from relance.messaging.templates import TemplateRenderError, render
+from relance.messaging.sms import SmsMessage, SmsSender
+from relance.messaging.sms_text import E164, MAX_SEGMENTS, count_segments
+from relance.messaging.templates import TemplateRenderError, render, render_sms
 from relance.timeutil import utc
 from relance.warehouse import Warehouse
 
@@ -79,9 +81,23 @@ def _stale(campaign: Campaign | None, row: dict[str, Any], now: datetime) -> boo
 def send_batch(wh: Warehouse, batch_id: str, campaigns: dict[str, Campaign], sender: SesSender,
                as_of: datetime, clock=None) -> dict[str, int]:
     """Send one batch (:func:`_send_rows`) through one warehouse connection held for the batch:
-    a few small transactions per message, none opening a connection of its own."""
+    a few small transactions per message, none opening a connection of its own. The SMS sent
+    get their segments and cost recorded once the batch is done (:func:`record_sms_costs`)."""
+    if getattr(sender, "sms", None) is None:
+        sender.sms = SmsSender()
     with wh.pinned() as pinned, wh.pinned(autocommit=True) as reader:
-        return _send_rows(pinned, batch_id, campaigns, sender, as_of, clock, reader)
+        try:
+            return _send_rows(pinned, batch_id, campaigns, sender, as_of, clock, reader)
+        finally:
+            record_sms_costs(pinned, sender.sms)
+
+
+def record_sms_costs(wh: Warehouse, sms: SmsSender) -> None:
+    """Segments, encoding and cost of the SMS this sender sent, onto their rows."""
+    while sms.sent:
+        key, (message, cost) = sms.sent.popitem()
+        wh.execute("outbox/record_sms_cost", {"send_key": key, "segments": message.segments.count,
+                                              "encoding": message.segments.encoding, "cost": cost})
 
 
 def _send_rows(wh: Warehouse, batch_id: str, campaigns: dict[str, Campaign], sender: SesSender,
@@ -172,10 +188,12 @@ def send_one(wh: Warehouse, row: dict[str, Any], campaigns: dict[str, Campaign],
 
 @dataclass
 class Ready:
-    """A row's message, rendered and built: what is left is to claim the row and call SES."""
-    message: EmailMessage
+    """A row's message, rendered and built: what is left is to claim the row and call SES —
+    or, for an SMS (``sms``; ``message`` None), the SMS provider."""
+    message: EmailMessage | None
     campaign_id: str
     list_management: dict[str, str] | None
+    sms: SmsMessage | None = None
 
 
 def render_one(wh: Warehouse, row: dict[str, Any], campaigns: dict[str, Campaign], from_address: str,
@@ -191,6 +209,8 @@ def render_one(wh: Warehouse, row: dict[str, Any], campaigns: dict[str, Campaign
     if missing:
         return Outcome("no_content", f"nothing to show in {', '.join(missing)}")
     marketing = campaign.category == "marketing"
+    if row.get("channel") == "sms":
+        return render_sms_one(row, campaign, campaign.template_for(step, row["variant"]), context, marketing)
     list_management, header_url = None, None
     if marketing:
         secret = settings.unsubscribe_secret()
@@ -222,14 +242,41 @@ def render_one(wh: Warehouse, row: dict[str, Any], campaigns: dict[str, Campaign
     return Ready(message, campaign.id, list_management)
 
 
-def deliver(ready: Ready, row: dict[str, Any], sender: SesSender, clock) -> Outcome:
-    """The SES call of a claimed row, and what it answered."""
+def render_sms_one(row: dict[str, Any], campaign: Campaign, template: str, context: dict[str, Any],
+                   marketing: bool) -> Outcome | Ready:
+    """An SMS row's text (``<template>/<locale>/sms.txt``), checked: a valid number, a marketing
+    SMS that says how to stop (STOP; else the campaign fails closed like any template error),
+    at most MAX_SEGMENTS segments."""
+    phone = row.get("phone") or ""
+    if not E164.match(phone):
+        return Outcome("failed", f"invalid phone number {phone[:4]}… (not E.164)")
     try:
-        message_id = sender.send(ready.message, row["send_key"], ready.campaign_id,
-                                 list_management=ready.list_management)
+        text, _ = render_sms(template, row["locale"], context)
+    except TemplateRenderError as exc:
+        return Outcome("failed", f"{TEMPLATE_ERROR}: {exc}")
+    if marketing and "STOP" not in text.upper():
+        return Outcome("failed", f"{TEMPLATE_ERROR}: template {template} sms.txt: a marketing SMS must say how to "
+                                 "opt out (reply STOP)")
+    segments = count_segments(text)
+    if segments.count > MAX_SEGMENTS:
+        return Outcome("failed", f"SMS too long: {segments.count} segments ({segments.characters} {segments.encoding} "
+                                 f"characters), at most {MAX_SEGMENTS}")
+    return Ready(None, campaign.id, None, SmsMessage(phone, text, marketing, segments))
+
+
+def deliver(ready: Ready, row: dict[str, Any], sender: SesSender, clock) -> Outcome:
+    """The SES call of a claimed row (the SMS provider's for an SMS), and what it answered."""
+    provider = "SES"
+    try:
+        if ready.sms is not None:
+            provider = "the SMS provider"
+            message_id = sender.sms.send(ready.sms, row["send_key"], ready.campaign_id, pacer=sender.pacer)
+        else:
+            message_id = sender.send(ready.message, row["send_key"], ready.campaign_id,
+                                     list_management=ready.list_management)
     except SendError as exc:
         if exc.retryable:
-            return Outcome("retry", f"SES refused for now, retried next run: {exc}", called_ses=True)
+            return Outcome("retry", f"{provider} refused for now, retried next run: {exc}", called_ses=True)
         return Outcome("unknown" if exc.ambiguous else "failed", str(exc), called_ses=True)
     return Outcome("sent", None, clock(), message_id, called_ses=True)
 
