@@ -251,7 +251,9 @@ def test_cart_and_welcome_ship_an_ab_test_of_subject_lines_and_a_5_percent_holdo
     assert 0.04 < held < 0.06 and 0.47 < share_b < 0.53
 
 
-def test_an_sms_campaign_is_refused_at_load_time_until_an_sms_channel_exists(tmp_path):
+def test_an_sms_campaign_without_sms_templates_is_refused_at_load_time(tmp_path):
+    """channel: sms exists now (issue 12): a campaign whose templates have no sms.txt is refused,
+    naming the field and the file it needs (it used to be refused as a channel that did not exist)."""
     source = (load_campaigns()["birthday"].model_dump_json())
     import json
 
@@ -261,7 +263,7 @@ def test_an_sms_campaign_is_refused_at_load_time_until_an_sms_channel_exists(tmp
     data["channel"] = "sms"
     path = tmp_path / "birthday.yaml"
     path.write_text(yaml.safe_dump(data))
-    with pytest.raises(CampaignConfigError, match=r"field channel: .*sms channel does not exist yet"):
+    with pytest.raises(CampaignConfigError, match=r"field steps.0.template: an SMS step needs .*/fr/sms.txt"):
         load_campaign(path)
 
 

@@ -3,7 +3,7 @@
 -- build_segments has run; rows written before migration 0017 have no order value: the
 -- propensity alone), then age. Only the campaigns this dispatcher knows (:campaign_ids).
 -- Parameters: :as_of, :as_of_date, :campaign_ids (list). One row per message.
-SELECT m.send_key, m.campaign_id, m.step_name, m.trigger_id, m.customer_id, m.category, m.priority, m.due_at, m.send_after,
+SELECT m.send_key, m.channel, m.campaign_id, m.step_name, m.trigger_id, m.customer_id, m.category, m.priority, m.due_at, m.send_after,
        c.timezone,
        (SELECT cs.purchase_propensity * COALESCE(cs.expected_order_value, 1.0) FROM customer_segments cs
         WHERE cs.customer_id = m.customer_id AND cs.as_of <= :as_of_date

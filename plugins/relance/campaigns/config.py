@@ -23,6 +23,9 @@ from relance.campaigns.digest import DIGEST_CAMPAIGN
 from relance.timeutil import parse_duration
 
 ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,48}$")
+Channel = Literal["email", "sms"]
+#: the file of a template folder an SMS step renders, per locale
+SMS_TEMPLATE = "sms.txt"
 
 
 class CampaignConfigError(ValueError):
@@ -45,6 +48,9 @@ class Step(BaseModel):
     content: list[str] = []
     #: content variables that must be non-empty, else the message is ``no_content``
     required: list[str] = []
+    #: the step's channel if not the campaign's; a list is an order of preference
+    #: (``[email, sms]``: by email where the customer may get email, else by SMS)
+    channel: Channel | list[Channel] | None = None
 
     _check_delay = field_validator("delay", mode="before")(_duration)
 
@@ -57,6 +63,8 @@ class Step(BaseModel):
         missing = [r for r in self.required if r not in self.content]
         if missing:
             raise ValueError(f"required {missing} must also be listed in content {self.content}")
+        if isinstance(self.channel, list) and not 1 <= len(set(self.channel)) == len(self.channel):
+            raise ValueError(f"channel: a list of distinct channels, got {self.channel}")
         return self
 
 
@@ -76,7 +84,7 @@ class Campaign(BaseModel):
     description: str
     enabled: bool = True
     category: Literal["transactional", "marketing"]
-    channel: str = "email"
+    channel: Channel = "email"
     priority: int = Field(ge=0, le=1000)
     schedule: str = "@hourly"
     trigger: str | None = None
@@ -102,16 +110,6 @@ class Campaign(BaseModel):
     steps: list[Step] = Field(min_length=1)
 
     _check_durations = field_validator("lookback", "max_lateness", mode="before")(_duration)
-
-    @field_validator("channel")
-    @classmethod
-    def _channel_available(cls, value: str) -> str:
-        if value == "sms":
-            raise ValueError("the sms channel does not exist yet: an sms campaign would be sent as email "
-                             "under email consent; use channel: email")
-        if value != "email":
-            raise ValueError("must be 'email' (the only channel Relance sends today)")
-        return value
 
     @field_validator("id")
     @classmethod
@@ -151,6 +149,18 @@ class Campaign(BaseModel):
     @property
     def observes_quiet_hours(self) -> bool:
         return self.category == "marketing" if self.quiet_hours is None else self.quiet_hours
+
+    def observes_quiet_hours_on(self, channel: str) -> bool:
+        """Quiet hours for a message on ``channel``: an SMS buzzes a phone, so every SMS keeps
+        them (transactional too) unless the campaign says ``quiet_hours: false``."""
+        if channel == "sms" and self.quiet_hours is None:
+            return True
+        return self.observes_quiet_hours
+
+    def channels_for(self, step: Step) -> tuple[str, ...]:
+        """The step's channels in order of preference (the campaign's if the step names none)."""
+        chosen = step.channel or self.channel
+        return tuple(chosen) if isinstance(chosen, list) else (chosen,)
 
     @property
     def max_lateness_td(self) -> timedelta:
@@ -217,6 +227,10 @@ def load_campaign(path: Path) -> Campaign:
         for template in templates:
             if not (settings.TEMPLATES_DIR / template).is_dir():
                 problems.append(f"field steps.{i}.template: no template folder include/templates/{template}")
+            elif "sms" in campaign.channels_for(step) and not (
+                    settings.TEMPLATES_DIR / template / "fr" / SMS_TEMPLATE).is_file():
+                problems.append(f"field steps.{i}.template: an SMS step needs include/templates/{template}/fr/"
+                                f"{SMS_TEMPLATE} (and one per other locale)")
     if problems:
         raise CampaignConfigError(f"{path}: " + "; ".join(problems))
     return campaign

@@ -166,6 +166,7 @@ def plan_rows(campaign: Campaign, triggers: list[dict[str, Any]], as_of: datetim
             due_at = trigger_at + step.delay_td + offset
             if not (horizon_start < due_at <= as_of):
                 continue
+            channels = campaign.channels_for(step)
             rows.append({
                 "send_key": send_key(campaign.id, number, customer_id, trigger_id),
                 "campaign_id": campaign.id, "campaign_version": campaign.version_hash,
@@ -176,6 +177,8 @@ def plan_rows(campaign: Campaign, triggers: list[dict[str, Any]], as_of: datetim
                 "status": "planned", "planned_at": as_of, "planned_by": run_id,
                 # 'request': the shopper asked for this very message (a guest's "notify me")
                 "consent_basis": trig.get("consent_basis"),
+                # the first channel; the dispatcher re-chooses among several by consent
+                "channel": channels[0], "channel_options": " ".join(channels) if len(channels) > 1 else None,
             })
     return rows
 

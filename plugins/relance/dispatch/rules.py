@@ -54,6 +54,8 @@ class Decision:
     batch_ids: list[str] = field(default_factory=list)
     #: set by the deliverability guard when it holds marketing: the reason written on the rows
     held: str | None = None
+    #: the SMS caps (per local day, per 7 days); None: settings.sms_frequency_caps()
+    sms_caps: tuple[int, int] | None = None
     _candidates: list[dict[str, Any]] | None = None
 
     @property
@@ -220,30 +222,38 @@ def hold_out(run: Decision) -> None:
     run.candidates = keep
 
 
-def quiet_hours_end(as_of: datetime, timezone: str | None) -> datetime | None:
-    """If ``as_of`` falls in the customer's quiet hours, the next end of them (UTC); else None."""
+def quiet_hours_end(as_of: datetime, timezone: str | None, hours: tuple[int, int] | None = None) -> datetime | None:
+    """If ``as_of`` falls in the customer's quiet hours (``hours`` = (start, end) local hours,
+    default email's), the next end of them (UTC); else None."""
+    start, end = hours or (settings.QUIET_HOURS_START, settings.QUIET_HOURS_END)
     zone = customer_zone(timezone)
     local = as_of.astimezone(zone)
-    if settings.QUIET_HOURS_END <= local.hour < settings.QUIET_HOURS_START:
+    if end <= local.hour < start:
         return None
-    day = local.date() if local.hour < settings.QUIET_HOURS_END else local.date() + timedelta(days=1)
-    wake = datetime(day.year, day.month, day.day, settings.QUIET_HOURS_END, tzinfo=zone)
+    day = local.date() if local.hour < end else local.date() + timedelta(days=1)
+    wake = datetime(day.year, day.month, day.day, end, tzinfo=zone)
     return wake.astimezone(UTC)
 
 
 def defer_quiet_hours(run: Decision) -> None:
     keep = []
-    start, end = f"{settings.QUIET_HOURS_START:02d}:00", f"{settings.QUIET_HOURS_END:02d}:00"
+    # each channel its quiet hours: email's (SPEC §7.6), SMS's (settings.sms_quiet_hours)
+    hours = {"email": (settings.QUIET_HOURS_START, settings.QUIET_HOURS_END), "sms": settings.sms_quiet_hours()}
     for row in run.candidates:
         campaign = run.campaigns[row["campaign_id"]]
-        wake = quiet_hours_end(run.as_of, row["timezone"]) if campaign.observes_quiet_hours else None
+        channel = row.get("channel") or "email"
+        quiet = hours[channel]
+        wake = quiet_hours_end(run.as_of, row["timezone"], quiet) if campaign.observes_quiet_hours_on(channel) \
+            else None
         if wake is None:
             keep.append(row)
             continue
         zone = customer_zone(row["timezone"]).key
+        start, end = f"{quiet[0]:02d}:00", f"{quiet[1]:02d}:00"
+        what = "SMS quiet hours" if channel == "sms" else "quiet hours"
         run.wh.execute("outbox/defer_quiet_hours", {
             "send_key": row["send_key"], "send_after": wake, "as_of": run.as_of,
-            "reason": f"quiet hours {start}-{end} in {zone}: deferred to {end} local"}, run.conn)
+            "reason": f"{what} {start}-{end} in {zone}: deferred to {end} local"}, run.conn)
     run.candidates = keep
 
 
@@ -255,19 +265,24 @@ def cap_and_claim(run: Decision) -> None:
     wh, conn, campaigns, as_of, candidates = run.wh, run.conn, run.campaigns, run.as_of, run.candidates
     if not candidates:
         return
-    ledger = CapLedger(as_of, *run.caps)
+    # each channel its own caps: email's (SPEC §7.4), SMS's (settings.sms_frequency_caps)
+    ledgers = {"email": CapLedger(as_of, *run.caps),
+               "sms": CapLedger(as_of, *(run.sms_caps or settings.sms_frequency_caps()))}
     capped_ids = sorted({r["customer_id"] for r in candidates if not campaigns[r["campaign_id"]].is_cap_exempt})
     for start in range(0, len(capped_ids), CHUNK):
         ids = capped_ids[start:start + CHUNK]
         if not wh.is_sqlite:
             wh.query("outbox/lock_customers", {"customer_ids": ids}, conn)
-        ledger.load(wh.query("outbox/cap_usage", {"customer_ids": ids, "week_start": as_of - WEEK}, conn))
+        usage = wh.query("outbox/cap_usage", {"customer_ids": ids, "week_start": as_of - WEEK}, conn)
+        for channel, ledger in ledgers.items():
+            ledger.load([u for u in usage if (u.get("channel") or "email") == channel])
     size = max(run.min_batch_size, math.ceil(len(candidates) / run.max_batches))
     batch_ids: list[str] = []
     in_batch, lease_until = size, run.now
     for row in candidates:
         campaign = campaigns[row["campaign_id"]]
         reserve = not campaign.is_cap_exempt
+        ledger = ledgers[row.get("channel") or "email"]
         if reserve:
             reason = ledger.check(row["customer_id"], row["campaign_id"], row["trigger_id"], row["timezone"])
             if reason:

@@ -18,12 +18,15 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from relance import settings
 from relance.ingest.identity import guest_customer_id
 from relance.ingest.order_status import order_status_change
 from relance.keys import address_hash
+from relance.messaging.sms_text import normalise_phone
 from relance.warehouse import Warehouse
 
 # Segment e-commerce v2 + the product's own events (SPEC §5) → properties they must carry.
@@ -45,6 +48,8 @@ TRACK_EVENTS: dict[str, tuple[str, ...]] = {
     "Back In Stock Requested": ("product_id",),
     "Email Unsubscribed": (),
     "Email Subscribed": (),          # an opt-in from a consent source (README "consent")
+    "SMS Unsubscribed": (),          # a STOP reply forwarded by the SMS provider (README "SMS")
+    "SMS Subscribed": (),
     "Loyalty Points Updated": ("points_balance",),
 }
 CALL_TYPES = ("identify", "track", "page", "screen", "alias", "group")
@@ -223,8 +228,20 @@ def valid_locale(value: Any) -> str | None:
     return None
 
 
+@cache
+def _calling_code() -> str:
+    return settings.sms_default_calling_code()
+
+
+def valid_phone(value: Any) -> str | None:
+    """E.164 (``+33612345678``); a national number takes the shop's calling code
+    (:func:`relance.settings.sms_default_calling_code`)."""
+    return normalise_phone(value, _calling_code())
+
+
 #: traits read through a normaliser (None = not valid: the trait is dropped, saying what it is not)
 _NORMALISED_TRAITS = {
+    "phone": (valid_phone, "a phone number in E.164 (+33612345678) or national form"),
     "birthday": (normalise_birthday, "a date (YYYY-MM-DD)"),
     "timezone": (valid_timezone, "an IANA time zone"),
     "locale": (valid_locale, "a language tag (fr, en-GB …)"),
@@ -461,6 +478,12 @@ def parse_call(call: Any, batch: ParsedBatch, now: datetime, line_no: int = 0) -
             opt_in = event == "Email Subscribed"
             one.consent(user_id, "email", opt_in, "subscribe_event" if opt_in else "unsubscribe_event")
             one.trait(user_id, "email_opt_in", "1" if opt_in else "0")
+        elif event in ("SMS Unsubscribed", "SMS Subscribed"):
+            if not user_id:
+                raise Reject("userId", f"{event} without userId")
+            opt_in = event == "SMS Subscribed"
+            one.consent(user_id, "sms", opt_in, "subscribe_event" if opt_in else "sms_stop")
+            one.trait(user_id, "sms_opt_in", "1" if opt_in else "0")
 
     if user_id:
         _context_traits(one, user_id, context)

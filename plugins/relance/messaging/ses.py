@@ -117,6 +117,9 @@ class SesSender:
     base_delay: float = 0.5
     configuration_set: str | None = None
     sleep: Any = time.sleep
+    #: the SMS side (:class:`relance.messaging.sms.SmsSender`, paced by the same pacer): set by
+    #: :func:`relance.dispatch.send.send_batch` when not given
+    sms: Any = None
 
     def send(self, message: EmailMessage, send_key: str, campaign_id: str,
              list_management: dict[str, str] | None = None) -> str:

@@ -1,7 +1,8 @@
 """Email templates (SPEC §7.9): sandboxed Jinja2, HTML autoescaped, plain-text part, per locale.
 
-Layout: ``include/templates/<template>/<locale>/{subject.txt, body.html, body.txt}``; a locale
-without its own folder falls back to ``fr``. Any error (syntax, undefined variable, sandbox
+Layout: ``include/templates/<template>/<locale>/{subject.txt, body.html, body.txt}``, and
+``sms.txt`` for a template an SMS step sends (:func:`render_sms`); a locale without its own
+folder falls back to ``fr``. Any error (syntax, undefined variable, sandbox
 violation) raises :class:`TemplateRenderError`, and the dispatcher fails that message closed.
 """
 
@@ -79,3 +80,20 @@ def render(template: str, locale: str | None, context: dict[str, Any]) -> Render
     except (TypeError, ValueError, IndexError, KeyError, AttributeError) as exc:
         raise TemplateRenderError(f"template {template} ({loc}): {type(exc).__name__}: {exc}") from exc
     return Rendered(subject=subject, html=html, text=text, locale=loc)
+
+
+def render_sms(template: str, locale: str | None, context: dict[str, Any]) -> tuple[str, str]:
+    """The text of ``<template>/<locale>/sms.txt`` (lines stripped, blank lines dropped) and
+    the locale used; raise TemplateRenderError."""
+    loc = normalise_locale(locale)
+    if not (settings.TEMPLATES_DIR / template / loc / "sms.txt").is_file():
+        loc = FALLBACK_LOCALE
+    try:
+        text = environment(loc).get_template(f"{template}/{loc}/sms.txt").render(context)
+    except TemplateError as exc:
+        line = getattr(exc, "lineno", None)
+        raise TemplateRenderError(f"template {template}/{loc}/sms.txt{f' line {line}' if line else ''}: {exc}") \
+            from exc
+    except (TypeError, ValueError, IndexError, KeyError, AttributeError) as exc:
+        raise TemplateRenderError(f"template {template} ({loc}, sms): {type(exc).__name__}: {exc}") from exc
+    return "\n".join(line.strip() for line in text.splitlines() if line.strip()), loc
