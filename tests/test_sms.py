@@ -168,3 +168,18 @@ def test_a_stop_reply_stops_every_sms_and_no_number_means_no_sms(wh, tmp_path, s
     assert (rows["sam"]["channel"], rows["sam"]["status"]) == ("sms", "sent")
     assert (rows["eve"]["channel"], rows["eve"]["status"]) == ("sms", "sent")
     assert sorted(number for number, _ in sms_sent(ses).values()) == ["+33611111111", "+33612345678"]
+
+
+def test_the_summary_and_the_campaigns_page_show_sends_and_cost_by_channel(wh, tmp_path, ses, campaigns):
+    from relance import reporting
+    from relance.webui import page
+
+    cart_shop(tmp_path)
+    run_cart(wh, tmp_path, campaigns, "2026-11-22 10:30")
+    figures = {r["channel"]: r for r in reporting.channel_figures(wh)}
+    assert figures["email"]["sent"] == 1 and figures["sms"]["sent"] == 1
+    assert figures["sms"]["cost"] == pytest.approx(0.07 * figures["sms"]["segments"])
+    assert reporting.format_channels(list(figures.values())) == \
+        f"by channel: email 1 sent; sms 1 sent ({figures['sms']['segments']} segments, cost 0.07)"
+    html = page.render(page.page_data(wh))
+    assert 'data-key="channels:sms:sent">1<' in html and 'data-key="channels:sms:cost">0.07<' in html

@@ -188,6 +188,7 @@ def run(customers: int = 2000, days: int = 3, seed: int = 7, start: str = "2026-
     print()
     wh = warehouse.connect()
     print(reporting.format_campaign_summary(reporting.campaign_summary(wh)))
+    print(reporting.format_channels(reporting.channel_figures(wh)))
     print()
     print(reporting.format_headline(reporting.headline(wh)))
     print()

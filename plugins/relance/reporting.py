@@ -60,6 +60,24 @@ def format_campaign_summary(summary: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def channel_figures(wh: Warehouse) -> list[dict[str, Any]]:
+    """Per channel (``email``, ``sms``): messages ``sent``, and for SMS their ``segments`` and
+    ``cost`` (``tm_sms_cost_per_segment`` at send time)."""
+    return [{"channel": r["channel"], "sent": int(r["sent"] or 0), "segments": int(r["segments"] or 0),
+             "cost": _number(r["cost"])} for r in wh.query("reporting/channel_counts")]
+
+
+def format_channels(figures: list[dict[str, Any]]) -> str:
+    """One line: sends by channel, and what the SMS cost (the demo's summary)."""
+    parts = []
+    for row in figures:
+        if row["channel"] == "sms":
+            parts.append(f"sms {row['sent']} sent ({row['segments']} segments, cost {row['cost']:.2f})")
+        else:
+            parts.append(f"{row['channel']} {row['sent']} sent")
+    return "by channel: " + ("; ".join(parts) if parts else "nothing sent yet")
+
+
 def digest_figures(wh: Warehouse) -> dict[str, int]:
     """Digests (issue 12): messages folded into one (``folded``), digests ``digests_sent``,
     ``digests_waiting`` and ``digests_not_sent`` (capped, no consent, no content …)."""

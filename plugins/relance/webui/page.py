@@ -59,7 +59,7 @@ def page_data(wh) -> dict[str, Any]:
     rates = {"bounce": totals["bounced"] / sent if sent else None,
              "complaint": totals["complained"] / sent if sent else None}
     return {**figures, "days": days, "totals": totals, "rates": rates, "thresholds": thresholds(),
-            "digests": reporting.digest_figures(wh)}
+            "digests": reporting.digest_figures(wh), "channels": reporting.channel_figures(wh)}
 
 
 def _cell(key: str, text: str, numeric: bool = True) -> str:
@@ -188,6 +188,19 @@ def digests_section(data: dict[str, Any]) -> str:
             f"dropped: one email, counted once against the caps.</p><table>{cells}</table></section>")
 
 
+def channels_section(data: dict[str, Any]) -> str:
+    rows = data.get("channels") or []
+    cells = "".join(
+        f"<tr><td>{escape(str(r['channel']))}</td>" + _cell(f"channels:{r['channel']}:sent", str(r["sent"]))
+        + _cell(f"channels:{r['channel']}:segments", str(r["segments"]) if r["channel"] == "sms" else "-")
+        + _cell(f"channels:{r['channel']}:cost", f"{r['cost']:.2f}" if r["channel"] == "sms" else "-") + "</tr>"
+        for r in rows)
+    return ('<section id="channels"><h2>Channels</h2><p class="note">Messages sent by channel; an SMS costs its '
+            "segments (160 GSM-7 or 70 Unicode characters each) × <code>tm_sms_cost_per_segment</code>.</p>"
+            f"<table><tr><th>channel</th><th>sent</th><th>SMS segments</th><th>SMS cost</th></tr>{cells}</table>"
+            "</section>")
+
+
 def deliverability_section(data: dict[str, Any]) -> str:
     days, limits, rates = data["days"], data["thresholds"], data["rates"]
     labels = [d["day"][5:] for d in days]
@@ -229,4 +242,4 @@ def render(data: dict[str, Any], generated_at: datetime | None = None) -> str:
             f"campaign_daily, ab_results and holdout_lift (campaign_report as of <span data-key=\"report_date\">"
             f"{escape(str(as_of))}</span>){stamp}. Aggregates only.</p>"
             + funnel_section(data) + over_time_section(data) + ab_section(data) + lift_section(data)
-            + digests_section(data) + deliverability_section(data) + "</body></html>")
+            + digests_section(data) + channels_section(data) + deliverability_section(data) + "</body></html>")
