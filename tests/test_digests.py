@@ -15,7 +15,7 @@ from email.policy import default as default_policy
 import pytest
 from pydantic import ValidationError
 
-from helpers import customer, identify, only, product, track, write_catalog, write_events
+from helpers import customer, identify, only, order, product, track, write_catalog, write_events
 from relance import settings
 from relance.campaigns.config import Campaign
 from relance.campaigns.digest import digest_day, digest_days, digest_send_key
@@ -99,6 +99,43 @@ def test_a_price_drop_that_loses_the_daily_cap_goes_into_the_next_days_digest_on
     assert '<td class="n" data-key="digests:digests_sent">1</td>' in page
 
 
+def test_two_messages_that_lose_the_same_day_make_one_digest_with_a_section_each_in_english(
+        wh, tmp_path, ses, campaigns, run_at):
+    """dan (London, en): on 20 November at 10:00 local his back-in-stock alert, a price drop and
+    the products he browsed the day before are all due; the alert wins, the other two make one
+    digest the next morning."""
+    write_catalog(tmp_path, "2026-11-19", [product("p1", title="Salmon kibble 4 kg", availability="out_of_stock",
+                                                   quantity=0),
+                                           product("p12", title="Cast-iron teapot", price="50.00 EUR"),
+                                           product("p2", title="Wool throw"), product("p3", title="Dog bed")])
+    write_catalog(tmp_path, "2026-11-20", [product("p1", title="Salmon kibble 4 kg"),
+                                           product("p12", title="Cast-iron teapot", price="44.00 EUR"),
+                                           product("p2", title="Wool throw"), product("p3", title="Dog bed")])
+    write_events(tmp_path, "2026-11-18 10", [
+        customer("dan", locale="en", timezone="Europe/London"),
+        track("dan", "Back In Stock Requested", "2026-11-18 10:00", product_id="p1"),
+        track("dan", "Product Viewed", "2026-11-18 10:01", product_id="p12"),
+    ])
+    write_events(tmp_path, "2026-11-19 14", [track("dan", "Product Viewed", "2026-11-19 14:00", product_id="p2"),
+                                             track("dan", "Product Viewed", "2026-11-19 14:05", product_id="p3")])
+    chosen = only(campaigns, *FOLDING, "browse_abandonment")
+    run_at(wh, tmp_path, chosen, ["2026-11-20 01:00", "2026-11-20 10:00", "2026-11-21 09:00"],
+           ingest_from="2026-11-18 00:00")
+    got = rows(wh)
+    assert got["dan", "back_in_stock"]["status"] == "sent"
+    key = digest_send_key("dan", date(2026, 11, 21))
+    for folded in ("price_drop", "browse_abandonment"):
+        assert (got["dan", folded]["status"], got["dan", folded]["digest_send_key"]) == ("digested", key)
+    assert got["dan", "digest"]["send_key"] == key and got["dan", "digest"]["status"] == "sent"
+    messages = ses.sent_messages()
+    assert len(messages) == 2                                   # the alert, then one digest for both
+    mail = parsed(messages[-1])
+    assert str(mail["Subject"]) == "Dan, your digest: what you looked at, price drops"
+    text = mail.get_body(("plain",)).get_content()
+    assert "What you looked at" in text and "Wool throw" in text and "Dog bed" in text
+    assert "Price drops" in text and "Cast-iron teapot: " in text and "50.00 -> " in text and "44.00" in text
+
+
 def test_a_digest_to_a_customer_who_opted_out_since_is_not_sent_and_its_items_say_where_they_went(
         wh, tmp_path, ses, campaigns, run_at):
     _restock_and_drop_shop(tmp_path)
@@ -114,6 +151,19 @@ def test_a_digest_to_a_customer_who_opted_out_since_is_not_sent_and_its_items_sa
                        "WHERE m.status = 'digested'")
     assert fate["status"] == digest["status"]
     assert len(ses.sent_messages()) == 1                        # the back-in-stock alert only
+
+
+def test_a_digest_whose_only_item_was_bought_since_is_no_content_not_an_empty_email(
+        wh, tmp_path, ses, campaigns, run_at):
+    _restock_and_drop_shop(tmp_path)
+    write_events(tmp_path, "2026-11-20 15", [order("ann", "o-ann", "2026-11-20 15:00", ("p12", 1, 44.0))])
+    chosen = only(campaigns, *FOLDING)
+    run_at(wh, tmp_path, chosen, ["2026-11-20 01:00", "2026-11-20 09:00", "2026-11-21 08:00"],
+           ingest_from="2026-11-18 00:00")
+    got = rows(wh)
+    assert got["ann", "price_drop"]["status"] == "digested"
+    assert got["ann", "digest"]["status"] == "no_content"      # the price drop exited: nothing left to show
+    assert len(ses.sent_messages()) == 1
 
 
 def test_without_digest_true_the_loser_is_capped_as_before(wh, tmp_path, ses, campaigns, run_at):

@@ -8,7 +8,9 @@
 * :func:`digest_sections` — what the digest shows: one section per folded message, built with
   that message's own campaign step and content queries as of the digest's send; a section whose
   required content is empty by now (the product is out of stock again, already bought) is left
-  out, and a digest left with no section is ``no_content`` like any message.
+  out, and so is one whose step's exit condition holds by now (``order_placed``,
+  ``product_bought``: the customer bought it since); a digest left with no section is
+  ``no_content`` like any message.
 
 The digest itself is an ordinary marketing row of the ``digest`` campaign: consent,
 suppression, quiet hours and the caps decide it, and it counts once against the caps. Its
@@ -64,6 +66,8 @@ def cap_or_fold(run: Decision, ledger: CapLedger, row: dict[str, Any], reason: s
     return "capped"
 
 
+#: exit conditions digest_items.sql re-checks for each folded message (a flag column each)
+_EXITS = ("order_placed", "product_bought")
 #: per folding campaign, the content list a section shows as its products (else the first
 #: required content of the step)
 _PRODUCTS = {"browse_abandonment": "browsed_products"}
@@ -80,6 +84,8 @@ def digest_sections(wh: Warehouse, items: list[dict[str, Any]], campaigns: dict[
         if campaign is None or not 1 <= item["step"] <= len(campaign.steps):
             continue
         step = campaign.steps[item["step"] - 1]
+        if step.exit in _EXITS and int(item.get(step.exit) or 0):
+            continue  # its exit condition holds by now (the customer bought it): the message would have exited
         folded = {**item, "first_name": row.get("first_name"), "last_name": row.get("last_name"),
                   "email": row.get("email"), "locale": row.get("locale")}
         context, missing = build_context(wh, campaign, step, folded, as_of)
