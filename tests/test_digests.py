@@ -233,3 +233,44 @@ def test_tm_digest_every_takes_day_or_a_weekday(monkeypatch):
     monkeypatch.setenv("AIRFLOW_VAR_TM_DIGEST_EVERY", "weekly")
     with pytest.raises(ValueError, match="tm_digest_every"):
         settings.digest_every()
+
+
+def test_migration_0020_keeps_every_column_and_row_of_a_live_outbox(warehouse_url, tmp_path, monkeypatch):
+    """0020 rebuilds message_log (for its CHECK): every column the earlier migrations made — the
+    SMS channel's of 0019 included — survives with its values, plus digest_send_key."""
+    import shutil
+
+    import sqlalchemy as sa
+
+    from relance.warehouse import Warehouse
+    from relance.warehouse import migrations as migrations_module
+
+    schema = tmp_path / "schema"
+    schema.mkdir()
+    ours = settings.SQL_DIR / "schema" / "0020_digests.sql"
+    for path in sorted((settings.SQL_DIR / "schema").glob("*.sql")):
+        if path.name < ours.name:
+            shutil.copy(path, schema)
+    monkeypatch.setattr(migrations_module, "MIGRATIONS_DIR", schema)
+    wh = Warehouse(warehouse_url)
+    wh.upgrade()
+    moment = datetime(2026, 11, 20, 10, tzinfo=UTC)
+    row = {"send_key": "k1", "campaign_id": "c", "campaign_version": "v", "step": 1, "step_name": "s",
+           "variant": "A", "customer_id": "u", "category": "marketing", "priority": 1, "trigger_id": "t",
+           "trigger_at": moment, "due_at": moment, "context": "{}", "planned_at": moment, "planned_by": "test",
+           "status": "sent", "sent_at": moment, "lease_until": moment, "provider_message_id": "m1"}
+    with wh.begin() as conn:
+        wh.insert_rows("message_log", [row], conn)
+    before = {c["name"] for c in sa.inspect(wh.engine).get_columns("message_log")}
+    kept = wh.query("SELECT * FROM message_log")
+    shutil.copy(ours, schema)
+    assert wh.upgrade() == [ours.stem]
+    after = {c["name"] for c in sa.inspect(wh.engine).get_columns("message_log")}
+    assert after == before | {"digest_send_key"}
+    assert [{k: v for k, v in r.items() if k != "digest_send_key"} for r in wh.query("SELECT * FROM message_log")] \
+        == kept
+    wh.execute("UPDATE message_log SET status = 'digested', digest_send_key = 'digest-1-x'")
+    with pytest.raises(sa.exc.IntegrityError):
+        wh.execute("UPDATE message_log SET status = 'folded'")
+    assert wh.scalar("SELECT SUM(digested) FROM campaign_daily") == 1
+    wh.engine.dispose()
