@@ -13,8 +13,9 @@ run's end (an asset-triggered run: as of the moment it was triggered).
    21:00-08:00 in the customer's time zone (`deferred_quiet_hours`, sent at 08:00 local),
    then the frequency caps (default 1 marketing email per day, 3 per 7 days; variables
    `tm_cap_per_day`, `tm_cap_per_week`; transactional mail never capped): higher priority,
-   then higher expected value wins, the others are `capped`. The survivors are claimed into
-   batches.
+   then higher expected value wins, the others are `capped` — or `digested` when they lost the
+   daily cap in a campaign with `digest: true` (folded into the customer's next digest, the
+   `digest` campaign, `tm_digest_every`). The survivors are claimed into batches.
 2. **send_batch** — one mapped task per batch (Airflow pool `ses_send`; every task of every
    run takes its send slots from one shared timeline, so together they send at the variable
    `tm_ses_max_send_rate`, never above it nor above the SES account's own MaxSendRate):
