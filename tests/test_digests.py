@@ -93,7 +93,7 @@ def test_a_price_drop_that_loses_the_daily_cap_goes_into_the_next_days_digest_on
     assert "digested 1" in summary
     assert "digests: 1 messages that lost the daily cap folded into digests; 1 digests sent, 0 to come" in summary
     assert reporting.digest_figures(wh) == {"folded": 1, "digests_sent": 1, "digests_waiting": 0,
-                                            "digests_not_sent": 0}
+                                            "digests_carried_over": 0, "digests_not_sent": 0}
     page = render(page_data(wh))
     assert '<td class="n" data-key="digests:folded">1</td>' in page
     assert '<td class="n" data-key="digests:digests_sent">1</td>' in page
@@ -134,6 +134,40 @@ def test_two_messages_that_lose_the_same_day_make_one_digest_with_a_section_each
     text = mail.get_body(("plain",)).get_content()
     assert "What you looked at" in text and "Wool throw" in text and "Dog bed" in text
     assert "Price drops" in text and "Cast-iron teapot: " in text and "50.00 -> " in text and "44.00" in text
+
+
+def test_a_digest_that_loses_its_day_to_the_cart_series_is_carried_over_with_its_items(
+        wh, tmp_path, ses, campaigns, run_at, monkeypatch):
+    """ann carts p5 at 08:30 Paris on 20 November: the cart series (priority 60) reminds her at
+    08:30 on the 21st and the 22nd, before the 09:00 digest (58), which is carried over twice
+    and goes on the 23rd with the price drop it carries. (With the default 3 a week, the
+    reminders and the alert fill her week by the 22nd: the digest is capped then, not carried.)"""
+    monkeypatch.setenv("AIRFLOW_VAR_TM_CAP_PER_WEEK", "5")
+    _restock_and_drop_shop(tmp_path)
+    write_catalog(tmp_path, "2026-11-20", [product("p1", title="Croquettes Saumon 4 kg"),
+                                           product("p12", title="Théière fonte", price="44.00 EUR"),
+                                           product("p5", title="Panier osier")])
+    write_events(tmp_path, "2026-11-20 07", [track("ann", "Product Added", "2026-11-20 07:30", product_id="p5")])
+    chosen = only(campaigns, *FOLDING, "cart_abandonment")
+    run_at(wh, tmp_path, chosen, ["2026-11-20 01:00", "2026-11-20 09:00", "2026-11-20 10:00", "2026-11-21 08:00",
+                                  "2026-11-22 08:00", "2026-11-23 08:00"], ingest_from="2026-11-18 00:00")
+    digests = {str(r["due_at"])[:10]: r for r in wh.query(
+        "SELECT send_key, status, digest_send_key, reason, due_at FROM message_log WHERE campaign_id = 'digest'")}
+    last = digest_send_key("ann", date(2026, 11, 23))
+    assert [(day, r["status"]) for day, r in sorted(digests.items())] == [
+        ("2026-11-21", "digested"), ("2026-11-22", "digested"), ("2026-11-23", "sent")]
+    assert "cart_abandonment/reminder_24h" in digests["2026-11-21"]["reason"]
+    assert digests["2026-11-22"]["digest_send_key"] == last
+    folded = rows(wh)["ann", "price_drop"]
+    assert folded["status"] == "digested" and folded["digest_send_key"] == last
+    assert "carried over to the digest of 2026-11-23" in folded["reason"]
+    subjects = [str(parsed(m)["Subject"]) for m in ses.sent_messages()]
+    assert subjects.count("Ann, votre récap : baisse de prix") == 1 and len(subjects) == 4  # + alert, 2 reminders
+
+    from relance import reporting
+
+    assert reporting.digest_figures(wh) == {"folded": 1, "digests_sent": 1, "digests_waiting": 0,
+                                            "digests_carried_over": 2, "digests_not_sent": 0}
 
 
 def test_a_digest_to_a_customer_who_opted_out_since_is_not_sent_and_its_items_say_where_they_went(

@@ -52,7 +52,7 @@ def format_campaign_summary(summary: list[dict[str, Any]]) -> str:
             lines += [line(step, f"  {step['name']}") for _, step in sorted(entry["steps"].items())]
     if not summary:
         lines.append("(no messages planned yet)")
-    folded = sum(entry["skipped"].get("digested", 0) for entry in summary)
+    folded = sum(entry["skipped"].get("digested", 0) for entry in summary if entry["campaign_id"] != "digest")
     if folded:
         digests = next((e for e in summary if e["campaign_id"] == "digest"), _entry("digest"))
         lines.append(f"digests: {folded} messages that lost the daily cap folded into digests; "
@@ -80,7 +80,8 @@ def format_channels(figures: list[dict[str, Any]]) -> str:
 
 def digest_figures(wh: Warehouse) -> dict[str, int]:
     """Digests (issue 12): messages folded into one (``folded``), digests ``digests_sent``,
-    ``digests_waiting`` and ``digests_not_sent`` (capped, no consent, no content …)."""
+    ``digests_waiting``, ``digests_carried_over`` (lost the daily cap themselves: their items went
+    to the next digest) and ``digests_not_sent`` (no consent, no content …)."""
     (row,) = wh.query("reporting/digest_counts")
     return {key: int(value or 0) for key, value in row.items()}
 

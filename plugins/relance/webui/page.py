@@ -180,7 +180,8 @@ def lift_section(data: dict[str, Any]) -> str:
 def digests_section(data: dict[str, Any]) -> str:
     figures = data.get("digests") or {}
     labels = (("folded", "messages folded into a digest"), ("digests_sent", "digests sent"),
-              ("digests_waiting", "digests to come"), ("digests_not_sent", "digests not sent"))
+              ("digests_waiting", "digests to come"),
+              ("digests_carried_over", "digests carried over to the next one"), ("digests_not_sent", "digests not sent"))
     cells = "".join(f"<tr><td>{text}</td>" + _cell(f"digests:{key}", str(figures.get(key, 0))) + "</tr>"
                     for key, text in labels)
     return ('<section id="digests"><h2>Digests</h2><p class="note">Marketing messages that lost the daily cap '
