@@ -105,8 +105,7 @@ def test_a_signed_link_verifies_only_for_its_customer_campaign_and_secret():
 
 
 def test_list_management_options_go_on_the_send_email_request():
-    from email.message import EmailMessage
-
+    from relance.messaging.mime import RawMessage
     from relance.messaging.ses import Pacer, SesSender
 
     class Client:
@@ -118,7 +117,7 @@ def test_list_management_options_go_on_the_send_email_request():
 
     message = build_message(sender="boutique@shop.example", to="z@example.com", subject="s", text="t",
                             html="<p>h</p>", send_key="k-1")
-    assert isinstance(message, EmailMessage)
+    assert isinstance(message, RawMessage)
     client = Client()
     sender = SesSender(client, Pacer(0))
     sender.send(message, "k-1", "winback", list_management={"ContactListName": "relance", "TopicName": "marketing"})
@@ -137,3 +136,43 @@ def test_money_formats_per_locale():
     assert money(1234.5, "EUR", "fr") == "1\u202f234,50\u00a0€"
     assert money(1234.5, "EUR", "en") == "€1,234.50"
     assert money(None) == ""
+
+
+SAMPLES = [  # (sender_name, subject, text, html, unsubscribe)
+    ("Boutique Relance", "Votre panier", "Bonjour Marie,\nÀ bientôt.", "<p class=\"x\">Bonjour</p>", None),
+    ("", "Plain ASCII", "line one\nline two\n", "<p>a=b</p>", "https://shop.example/u?c=1&k=w&t=abc"),
+    ("Boutique \"Relance\", Paris", "Votre panier vous attend — 20 % de remise, €, ü, 日本",
+     "é" * 500 + "\n" + "a" * 1200, "<p>" + "=" * 80 + "</p>\r\n<p>fin</p>", None),
+    ("Ünïcode Shop", "x" * 300, "", "<p></p>", "https://shop.example/u?c=%C3%A9&k=winback&t=0"),
+    ("Shop", "trailing spaces   ", "tab\there  \n\n\nend", "--=_relance_ not a boundary", None),
+]
+
+
+@pytest.mark.parametrize("name, subject, text, html, unsubscribe", SAMPLES)
+def test_the_raw_message_reads_as_the_stdlib_builds_it(name, subject, text, html, unsubscribe):
+    """build_message serialises by hand (for speed): a mail reader parses it to the very headers
+    and bodies EmailMessage would have made."""
+    from email import message_from_bytes, policy
+
+    from relance.messaging.mime import build_email_message
+
+    args = dict(sender="boutique@shop.example", to="z@example.com", subject=subject, text=text, html=html,
+                send_key="k-1", unsubscribe=unsubscribe, sender_name=name)
+    fast = message_from_bytes(build_message(**args).as_bytes(), policy=policy.default)
+    reference = message_from_bytes(build_email_message(**args).as_bytes(), policy=policy.default)
+    assert not fast.defects and all(not part.defects for part in fast.walk())
+    for header in ("From", "To", "Subject", "X-Relance-Send-Key", "List-Unsubscribe", "List-Unsubscribe-Post",
+                   "MIME-Version"):
+        assert fast[header] == reference[header], header
+    assert fast.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in fast.iter_parts()] == ["text/plain", "text/html"]
+    for mine, theirs in zip(fast.iter_parts(), reference.iter_parts(), strict=True):
+        assert mine.get_content().replace("\r\n", "\n") == theirs.get_content().replace("\r\n", "\n")
+    raw = build_message(**args).as_bytes()
+    assert all(len(line) <= 998 for line in raw.split(b"\r\n")) and b"\n" not in raw.replace(b"\r\n", b"")
+
+
+def test_an_address_that_is_not_ascii_goes_through_the_stdlib():
+    message = build_message(sender="boutique@shop.example", to="josé@example.com", subject="s", text="t",
+                            html="h", send_key="k")
+    assert message.to and message.as_bytes().startswith(b"From: boutique@shop.example")

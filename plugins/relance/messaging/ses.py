@@ -14,7 +14,6 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass
-from email.message import EmailMessage
 from typing import Any
 
 from botocore.exceptions import (
@@ -28,6 +27,8 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 from botocore.parsers import ResponseParserError
+
+from relance.messaging.mime import RawMessage
 
 RETRYABLE_CODES = {"Throttling", "ThrottlingException", "TooManyRequestsException", "LimitExceededException",
                    "ServiceUnavailable", "InternalFailure", "InternalServerError", "RequestTimeout"}
@@ -121,7 +122,7 @@ class SesSender:
     #: :func:`relance.dispatch.send.send_batch` when not given
     sms: Any = None
 
-    def send(self, message: EmailMessage, send_key: str, campaign_id: str,
+    def send(self, message: RawMessage, send_key: str, campaign_id: str,
              list_management: dict[str, str] | None = None) -> str:
         """Send one message; returns the SES MessageId or raises SendError.
 
@@ -129,8 +130,8 @@ class SesSender:
         a marketing message — SES hosts the unsubscribe page, fills ``{{amazonSESUnsubscribeUrl}}``
         and publishes a ``Subscription`` event when the recipient unsubscribes."""
         request = {
-            "FromEmailAddress": message["From"].addresses[0].addr_spec,
-            "Destination": {"ToAddresses": [str(message["To"])]},
+            "FromEmailAddress": message.sender,
+            "Destination": {"ToAddresses": [message.to]},
             "Content": {"Raw": {"Data": message.as_bytes()}},
             "EmailTags": [{"Name": "send_key", "Value": send_key}, {"Name": "campaign_id", "Value": campaign_id}],
         }
