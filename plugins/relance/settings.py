@@ -125,6 +125,17 @@ def max_send_rate() -> float:
     return float(raw) if raw else DEFAULT_MAX_SEND_RATE
 
 
+#: SES calls one send task keeps in flight (Variable ``tm_ses_send_concurrency``): a call is
+#: a network round trip (tens of milliseconds to SES), so one call at a time caps a task far
+#: below the account's rate; the shared limiter still spaces every departure.
+DEFAULT_SEND_CONCURRENCY = 4
+
+
+def send_concurrency() -> int:
+    raw = variable("tm_ses_send_concurrency")
+    return max(1, int(raw)) if raw else DEFAULT_SEND_CONCURRENCY
+
+
 def send_rate_limiter() -> str:
     """Where the send tasks share the send rate (``relance.messaging.ratelimit``): ``warehouse``
     (default: a row of the warehouse) or a Redis URL, e.g. the Celery broker's (variable

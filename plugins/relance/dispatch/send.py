@@ -4,17 +4,17 @@ send, record the outcome — the send-time rules of :data:`relance.dispatch.poli
 from __future__ import annotations
 
 import logging
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.message import EmailMessage
 from typing import Any
 
 from relance import settings
 from relance.campaigns.config import Campaign
 from relance.dispatch.content import build_context
 from relance.dispatch.policy import AMBIGUOUS_STREAK, STALE_CLAIM, batch_lease
-from relance.messaging.mime import HeaderError, build_message, unsubscribe_url
+from relance.messaging.mime import HeaderError, RawMessage, build_message, unsubscribe_url
 from relance.messaging.ses import SendError, SesSender
 from relance.messaging.sms import SmsMessage, SmsSender
 from relance.messaging.sms_text import E164, MAX_SEGMENTS, count_segments
@@ -85,9 +85,11 @@ def send_batch(wh: Warehouse, batch_id: str, campaigns: dict[str, Campaign], sen
     get their segments and cost recorded once the batch is done (:func:`record_sms_costs`)."""
     if getattr(sender, "sms", None) is None:
         sender.sms = SmsSender()
-    with wh.pinned() as pinned, wh.pinned(autocommit=True) as reader:
+    with wh.pinned() as pinned, wh.pinned(autocommit=True) as reader, wh.pinned(autocommit=True) as recorder:
+        if not wh.is_sqlite:
+            recorder.execute("outbox/outcome_async_commit")
         try:
-            return _send_rows(pinned, batch_id, campaigns, sender, as_of, clock, reader)
+            return _send_rows(pinned, batch_id, campaigns, sender, as_of, clock, reader, recorder)
         finally:
             record_sms_costs(pinned, sender.sms)
 
@@ -101,10 +103,12 @@ def record_sms_costs(wh: Warehouse, sms: SmsSender) -> None:
 
 
 def _send_rows(wh: Warehouse, batch_id: str, campaigns: dict[str, Campaign], sender: SesSender,
-               as_of: datetime, clock=None, reader: Warehouse | None = None) -> dict[str, int]:
+               as_of: datetime, clock=None, reader: Warehouse | None = None,
+               recorder: Warehouse | None = None) -> dict[str, int]:
     """Send one batch. Safe to retry: rows another attempt left ``sending`` are reconciled or
     marked ``unknown``, never sent again; the rows still ``queued`` in the batch are taken back
-    (a new lease) and sent."""
+    (a new lease) and sent. ``reader``: content queries and the claims (each one statement);
+    ``recorder``: the outcomes (on PostgreSQL without waiting for the WAL flush)."""
     as_of = utc(as_of)
     clock = clock or settings.wall_clock
     counts: dict[str, int] = {}
@@ -115,7 +119,8 @@ def _send_rows(wh: Warehouse, batch_id: str, campaigns: dict[str, Campaign], sen
     broken: dict[str, str] = {}  # campaign → template error: that campaign fails closed
     rows = wh.query("outbox/batch_rows", {"batch_id": batch_id})
     lease = _Lease(wh, batch_id, clock)
-    ambiguous_in_a_row = 0
+    ambiguous_in_a_row, last_reason = 0, None
+    claims, out = reader or wh, recorder or wh
 
     def prepare(row: dict[str, Any]) -> Outcome | Ready:
         """What to do with a row, from reads and rendering only (no write)."""
@@ -131,43 +136,67 @@ def _send_rows(wh: Warehouse, batch_id: str, campaigns: dict[str, Campaign], sen
             log.error("campaign %s fails closed: %s", row["campaign_id"], prepared.reason)
         return prepared
 
-    # The SES call of a row runs in a courier thread while this thread prepares the next row
-    # (content queries, render, MIME): the writes — claim, then the outcome — keep their order,
-    # row after row, exactly as one row at a time would make them.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ses-send") as courier:
-        upcoming = _attempt(prepare, rows[0]) if rows else None
-        for done, row in enumerate(rows):
-            lease.keep(len(rows) - done)
-            getattr(sender.pacer, "expect", lambda _: None)(len(rows) - done)  # slots: no more than rows left
-            key = row["send_key"]
-            prepared = upcoming.result()
-            call = None
-            if isinstance(prepared, Ready) and wh.execute("outbox/claim_for_sending", {
-                    "send_key": key, "batch_id": batch_id, "claimed_at": clock()}):
-                call = courier.submit(deliver, prepared, row, sender, clock)
-            upcoming = _attempt(prepare, rows[done + 1]) if done + 1 < len(rows) else None
-            if isinstance(prepared, Ready):
-                if call is None:
-                    continue  # another run or attempt has it
-                outcome = call.result()
-            else:
-                outcome = prepared
-            if outcome.status == "retry":
-                wh.execute("outbox/release_for_retry", {"send_key": key, "reason": outcome.reason})
-            elif outcome.called_ses:
-                wh.execute("outbox/record_outcome", {
-                    "send_key": key, "batch_id": batch_id, "status": outcome.status, "reason": outcome.reason,
-                    "decided_at": as_of, "sent_at": outcome.sent_at, "provider_message_id": outcome.message_id})
-            elif not wh.execute("outbox/record_in_batch", {"send_key": key, "batch_id": batch_id,
-                                                           "status": outcome.status, "reason": outcome.reason,
-                                                           "decided_at": as_of}):
-                continue  # another run took it back meanwhile
-            counts[outcome.status] = counts.get(outcome.status, 0) + 1
-            ambiguous_in_a_row = ambiguous_in_a_row + 1 if outcome.status == "unknown" and outcome.called_ses else 0
-            if ambiguous_in_a_row >= AMBIGUOUS_STREAK:
-                raise SesUnreliable(f"batch {batch_id}: {ambiguous_in_a_row} SES calls in a row may or may not "
-                                    f"have gone through ({outcome.reason}); the rest of the batch stays queued "
-                                    "for the retry")
+    def settle(row: dict[str, Any], prepared: Outcome | Ready, call: Future | None) -> None:
+        """Record a row's outcome (its SES call waited for first)."""
+        nonlocal ambiguous_in_a_row, last_reason
+        key = row["send_key"]
+        if isinstance(prepared, Ready):
+            if call is None:
+                return  # another run or attempt has it
+            outcome = call.result()
+        else:
+            outcome = prepared
+        if outcome.status == "retry":
+            out.execute("outbox/release_for_retry", {"send_key": key, "reason": outcome.reason})
+        elif outcome.called_ses:
+            out.execute("outbox/record_outcome", {
+                "send_key": key, "batch_id": batch_id, "status": outcome.status, "reason": outcome.reason,
+                "decided_at": as_of, "sent_at": outcome.sent_at, "provider_message_id": outcome.message_id})
+        elif not out.execute("outbox/record_in_batch", {"send_key": key, "batch_id": batch_id,
+                                                        "status": outcome.status, "reason": outcome.reason,
+                                                        "decided_at": as_of}):
+            return  # another run took it back meanwhile
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+        ambiguous_in_a_row = ambiguous_in_a_row + 1 if outcome.status == "unknown" and outcome.called_ses else 0
+        last_reason = outcome.reason
+
+    # Up to ``window`` SES calls are in flight, each in a courier thread, while this thread
+    # prepares the next rows (content queries, render, MIME) and writes: a row is claimed
+    # (``sending``, committed) before its call is handed over, and its outcome recorded after the
+    # call returns, oldest first — the same writes, in the same order per row, as one row at a
+    # time would make. The pacer spaces the departures whatever the number of couriers.
+    window = max(1, settings.send_concurrency())
+    in_flight: deque[tuple[dict[str, Any], Outcome | Ready, Future | None]] = deque()
+    with ThreadPoolExecutor(max_workers=window, thread_name_prefix="ses-send") as couriers:
+        try:
+            upcoming = _attempt(prepare, rows[0]) if rows else None
+            for done, row in enumerate(rows):
+                lease.keep(len(rows) - done)
+                getattr(sender.pacer, "expect", lambda _: None)(len(rows) - done)  # slots: no more than rows left
+                prepared = upcoming.result()
+                call = None
+                if isinstance(prepared, Ready) and claims.execute("outbox/claim_for_sending", {
+                        "send_key": row["send_key"], "batch_id": batch_id, "claimed_at": clock()}):
+                    call = couriers.submit(deliver, prepared, row, sender, clock)
+                in_flight.append((row, prepared, call))
+                upcoming = _attempt(prepare, rows[done + 1]) if done + 1 < len(rows) else None
+                # record what has come back; wait for the oldest call only when the window is full
+                while in_flight and (len(in_flight) > window - 1 or in_flight[0][2] is None
+                                     or in_flight[0][2].done()):
+                    settle(*in_flight.popleft())
+                    if ambiguous_in_a_row >= AMBIGUOUS_STREAK:
+                        raise SesUnreliable(
+                            f"batch {batch_id}: {ambiguous_in_a_row} SES calls in a row may or may not have gone "
+                            f"through ({last_reason}); the rest of the batch stays queued for the retry")
+        finally:
+            # calls already made are recorded even when the task stops on an error (a killed
+            # process records nothing: its rows left ``sending`` are reconciled from SES's Send
+            # events, or marked unknown, by the next attempt — never sent again)
+            while in_flight:
+                try:
+                    settle(*in_flight.popleft())
+                except Exception:  # noqa: BLE001 - the first error is the one raised
+                    log.exception("batch %s: could not record the outcome of a call in flight", batch_id)
     return counts
 
 
@@ -190,7 +219,7 @@ def send_one(wh: Warehouse, row: dict[str, Any], campaigns: dict[str, Campaign],
 class Ready:
     """A row's message, rendered and built: what is left is to claim the row and call SES —
     or, for an SMS (``sms``; ``message`` None), the SMS provider."""
-    message: EmailMessage | None
+    message: RawMessage | None
     campaign_id: str
     list_management: dict[str, str] | None
     sms: SmsMessage | None = None
