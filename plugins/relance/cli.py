@@ -22,6 +22,7 @@ def _report(args: argparse.Namespace) -> int:
     wh = warehouse.connect(args.url)
     print(reporting.format_campaign_summary(reporting.campaign_summary(wh)))
     print(reporting.format_channels(reporting.channel_figures(wh)))
+    print(reporting.format_send_time(reporting.send_time_figures(wh)))
     print()
     print(reporting.format_headline(reporting.headline(wh)))
     return 0

@@ -189,6 +189,7 @@ def run(customers: int = 2000, days: int = 3, seed: int = 7, start: str = "2026-
     wh = warehouse.connect()
     print(reporting.format_campaign_summary(reporting.campaign_summary(wh)))
     print(reporting.format_channels(reporting.channel_figures(wh)))
+    print(reporting.format_send_time(reporting.send_time_figures(wh)))
     print()
     print(reporting.format_headline(reporting.headline(wh)))
     print()

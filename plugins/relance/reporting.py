@@ -78,6 +78,55 @@ def format_channels(figures: list[dict[str, Any]]) -> str:
     return "by channel: " + ("; ".join(parts) if parts else "nothing sent yet")
 
 
+def send_time_figures(wh: Warehouse) -> list[dict[str, Any]]:
+    """Send-time optimisation's A/B split (issue 12, item 5), per campaign with ``send_time:
+    best_hour``: per arm (``best_hour``, ``fixed``) the messages ``sent``, how many were ``moved``
+    to a best hour, ``opened``, ``clicked``, ``converted`` and their rates over sent; for the
+    best-hour arm the p-value of a two-proportion z-test of its click and conversion rates
+    against the fixed arm's (``click_p_value``, ``conversion_p_value``)."""
+    from relance.results import stats
+
+    by_campaign: dict[str, dict[str, dict[str, Any]]] = {}
+    for row in wh.query("reporting/send_time_arms"):
+        entry = {key: int(row[key] or 0) for key in ("sent", "moved", "opened", "clicked", "converted")}
+        for key in ("opened", "clicked", "converted"):
+            entry[f"{key}_rate"] = stats.rate(entry[key], entry["sent"])
+        by_campaign.setdefault(row["campaign_id"], {})[row["arm"]] = entry
+    out = []
+    for campaign_id, arms in sorted(by_campaign.items()):
+        best, fixed = arms.get("best_hour"), arms.get("fixed")
+        p_values = {"click_p_value": None, "conversion_p_value": None}
+        if best and fixed:
+            for key in ("clicked", "converted"):
+                name = "click_p_value" if key == "clicked" else "conversion_p_value"
+                p_values[name] = stats.two_proportion_p_value(best[key], best["sent"], fixed[key], fixed["sent"])
+        out.append({"campaign_id": campaign_id, "best_hour": best, "fixed": fixed, **p_values})
+    return out
+
+
+def format_send_time(figures: list[dict[str, Any]]) -> str:
+    """Send-time optimisation against the fixed hour, one line per campaign and arm."""
+    lines = ["Send-time optimisation (best local hour vs the campaign's fixed time; p-value against fixed)"]
+    for row in figures:
+        for arm in ("best_hour", "fixed"):
+            entry = row[arm]
+            if not entry:
+                lines.append(f"  {row['campaign_id']} {arm}: nothing sent yet")
+                continue
+            moved = f" ({entry['moved']} moved)" if arm == "best_hour" else ""
+            test = ""
+            if arm == "best_hour" and row["click_p_value"] is not None:
+                conversion = row["conversion_p_value"]
+                test = f"; click p = {row['click_p_value']:.2f}" + (
+                    "" if conversion is None else f", conversion p = {conversion:.2f}")
+            lines.append(f"  {row['campaign_id']} {arm}: {entry['sent']} sent{moved}, opened "
+                         f"{_pct(entry['opened_rate'])}, clicked {_pct(entry['clicked_rate'])}, converted "
+                         f"{_pct(entry['converted_rate'], 2)}{test}")
+    if not figures:
+        lines.append("  (no campaign with send_time: best_hour has sent yet)")
+    return "\n".join(lines)
+
+
 def digest_figures(wh: Warehouse) -> dict[str, int]:
     """Digests (issue 12): messages folded into one (``folded``), digests ``digests_sent``,
     ``digests_waiting``, ``digests_carried_over`` (lost the daily cap themselves: their items went

@@ -26,6 +26,9 @@ ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,48}$")
 Channel = Literal["email", "sms"]
 #: the file of a template folder an SMS step renders, per locale
 SMS_TEMPLATE = "sms.txt"
+#: send_time: best_hour moves a message by up to a day within max_lateness: a campaign needs at
+#: least this much slack for it (relance.campaigns.send_time)
+SEND_TIME_MIN_SLACK = timedelta(hours=12)
 
 
 class CampaignConfigError(ValueError):
@@ -105,6 +108,10 @@ class Campaign(BaseModel):
     #: a message that loses the daily cap is folded into the customer's next digest (the
     #: ``digest`` campaign, relance.dispatch.digests) instead of being capped (marketing only)
     digest: bool = False
+    #: ``best_hour``: send each message at the customer's own best local hour, learned from their
+    #: opens, clicks and orders, for a stable half of the customers (an A/B split against the
+    #: campaign's ``fixed`` time; relance.campaigns.send_time). Marketing, with slack only.
+    send_time: Literal["fixed", "best_hour"] = "fixed"
     sender: str | None = None
     variants: list[Variant] = [Variant(name="A", weight=1)]
     steps: list[Step] = Field(min_length=1)
@@ -135,6 +142,11 @@ class Campaign(BaseModel):
         if self.digest and (self.category != "marketing" or self.id == DIGEST_CAMPAIGN):
             raise ValueError("digest: true is for marketing campaigns (transactional mail is never capped) "
                              f"other than the {DIGEST_CAMPAIGN} campaign itself")
+        if self.send_time == "best_hour" and (self.category != "marketing" or self.id == DIGEST_CAMPAIGN
+                                              or self.max_lateness_td < SEND_TIME_MIN_SLACK):
+            raise ValueError("send_time: best_hour is for marketing campaigns (not the digest) whose max_lateness "
+                             f"leaves slack (at least {SEND_TIME_MIN_SLACK}), got category {self.category}, "
+                             f"max_lateness {self.max_lateness}")
         return self
 
     # -- derived ------------------------------------------------------------------

@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from relance import settings
-from relance.campaigns import transforms
+from relance.campaigns import send_time, transforms
 from relance.campaigns.config import Campaign
 from relance.keys import bucket, dry_run_key, send_key
 from relance.timeutil import customer_zone, utc
@@ -243,9 +243,12 @@ def plan_campaign(wh: Warehouse, campaign: Campaign, as_of: datetime, run_id: st
         params.update(due_windows(campaign, as_of, went_live))
         triggers = transforms.apply(campaign.trigger_transform, wh.query(campaign.trigger_sql, params, conn), as_of)
         rows = plan_rows(campaign, triggers, as_of, run_id, went_live)
+        # send_time: best_hour — a send_after at the customer's best local hour, and the A/B arm
+        arms = send_time.apply_send_time(wh, campaign, rows, as_of, conn)
         if dry_run:
             return _record_dry_run(wh, campaign, rows, run_id, triggers, conn)
         inserted = wh.insert_rows("message_log", rows, conn, on_conflict_do_nothing=["send_key"])
+        wh.insert_rows("send_time_arms", arms, conn, on_conflict_do_nothing=["send_key"])
         if inserted >= ANALYZE_AFTER_PLANNED:
             # a backlog planned at once (a first run on a large shop): the next queries on the
             # outbox should not be planned for the table it was before (PostgreSQL)
