@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,18 +140,29 @@ class SesSender:
             request["ConfigurationSetName"] = self.configuration_set
         if list_management:
             request["ListManagementOptions"] = dict(list_management)
-        for attempt in range(1, self.max_attempts + 1):
-            self.pacer.wait()
-            try:
-                return self.client.send_email(**request)["MessageId"]
-            except (ClientError, BotoCoreError, ResponseParserError) as exc:
-                kind, detail = classify(exc)
-            if kind == AMBIGUOUS:
-                raise SendError(detail, retryable=False, ambiguous=True)
-            if kind == REFUSED or attempt == self.max_attempts:
-                raise SendError(detail, retryable=kind == SAFE_TO_RETRY)
-            self.sleep(self.base_delay * 2 ** (attempt - 1) * (0.5 + random.random()))
-        raise AssertionError("unreachable")
+        return with_retries(lambda: self.client.send_email(**request)["MessageId"], self.pacer.wait, self.sleep,
+                            self.max_attempts, self.base_delay)
+
+
+def with_retries(call: Callable[[], str], wait: Callable[[], None], sleep: Callable[[float], Any],
+                 max_attempts: int, base_delay: float, provider: str = "SES") -> str:
+    """``call()`` (one provider request: SES, SNS, End User Messaging), each attempt after
+    ``wait()`` (the pacer); retried with jittered backoff only where :func:`classify` says the
+    provider cannot have the message; ambiguous and refused answers raise SendError at once."""
+    for attempt in range(1, max_attempts + 1):
+        wait()
+        try:
+            return call()
+        except (ClientError, BotoCoreError, ResponseParserError) as exc:
+            kind, detail = classify(exc)
+        if provider != "SES":
+            detail = detail.replace("SES", provider)
+        if kind == AMBIGUOUS:
+            raise SendError(detail, retryable=False, ambiguous=True)
+        if kind == REFUSED or attempt == max_attempts:
+            raise SendError(detail, retryable=kind == SAFE_TO_RETRY)
+        sleep(base_delay * 2 ** (attempt - 1) * (0.5 + random.random()))
+    raise AssertionError("unreachable")
 
 
 def setup_subscription_management(client: Any, contact_list: str, topic: str) -> list[str]:

@@ -6,16 +6,12 @@ and STOP replies: :mod:`relance.messaging.sms_text`.
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-from botocore.parsers import ResponseParserError
-
-from relance.messaging.ses import AMBIGUOUS, REFUSED, SAFE_TO_RETRY, SendError, classify
+from relance.messaging.ses import with_retries
 from relance.messaging.sms_text import Segments, count_segments, is_stop_reply, normalise_phone
 
 __all__ = ["Segments", "SmsMessage", "SmsSender", "count_segments", "is_stop_reply", "normalise_phone"]
@@ -96,20 +92,8 @@ class SmsSender:
         """Send one SMS; returns the provider's MessageId or raises SendError, retried as
         :class:`relance.messaging.ses.SesSender` retries (only what ``classify`` says is safe)."""
         self._configure()
-        for attempt in range(1, self.max_attempts + 1):
-            if pacer is not None:
-                pacer.wait()
-            try:
-                message_id = self._call(sms, send_key, campaign_id)
-            except (ClientError, BotoCoreError, ResponseParserError) as exc:
-                kind, detail = classify(exc)
-                detail = detail.replace("SES", "SMS provider")
-            else:
-                self.sent[send_key] = (sms, sms.segments.count * float(self.cost_per_segment or 0))
-                return message_id
-            if kind == AMBIGUOUS:
-                raise SendError(detail, retryable=False, ambiguous=True)
-            if kind == REFUSED or attempt == self.max_attempts:
-                raise SendError(detail, retryable=kind == SAFE_TO_RETRY)
-            self.sleep(self.base_delay * 2 ** (attempt - 1) * (0.5 + random.random()))
-        raise AssertionError("unreachable")
+        message_id = with_retries(lambda: self._call(sms, send_key, campaign_id),
+                                  pacer.wait if pacer is not None else lambda: None, self.sleep,
+                                  self.max_attempts, self.base_delay, provider="SMS provider")
+        self.sent[send_key] = (sms, sms.segments.count * float(self.cost_per_segment or 0))
+        return message_id
