@@ -116,3 +116,9 @@ def test_cross_sell_goes_at_the_customers_best_hour_for_one_arm_and_the_report_c
     text = reporting.format_send_time([figures])
     assert "post_purchase_cross_sell best_hour: 1 sent (1 moved), opened 100.0 %, clicked 100.0 %" in text
     assert "post_purchase_cross_sell fixed: 1 sent" in text
+    # the Campaigns page shows both arms
+    from relance.webui.page import page_data, render
+
+    html = render(page_data(wh))
+    assert 'data-key="send_time:post_purchase_cross_sell:best_hour:moved">1<' in html
+    assert 'data-key="send_time:post_purchase_cross_sell:fixed:click_rate">0.0 %<' in html

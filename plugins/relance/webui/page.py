@@ -59,7 +59,8 @@ def page_data(wh) -> dict[str, Any]:
     rates = {"bounce": totals["bounced"] / sent if sent else None,
              "complaint": totals["complained"] / sent if sent else None}
     return {**figures, "days": days, "totals": totals, "rates": rates, "thresholds": thresholds(),
-            "digests": reporting.digest_figures(wh), "channels": reporting.channel_figures(wh)}
+            "digests": reporting.digest_figures(wh), "channels": reporting.channel_figures(wh),
+            "send_time": reporting.send_time_figures(wh)}
 
 
 def _cell(key: str, text: str, numeric: bool = True) -> str:
@@ -189,6 +190,30 @@ def digests_section(data: dict[str, Any]) -> str:
             f"dropped: one email, counted once against the caps.</p><table>{cells}</table></section>")
 
 
+def send_time_section(data: dict[str, Any]) -> str:
+    """Send-time optimisation: per campaign with ``send_time: best_hour``, its two arms."""
+    rows = []
+    for row in data.get("send_time") or []:
+        for arm in ("best_hour", "fixed"):
+            figures = row.get(arm)
+            if not figures:
+                continue
+            key = f"send_time:{row['campaign_id']}:{arm}"
+            p_value = row.get("click_p_value") if arm == "best_hour" else None
+            rows.append(f"<tr><td>{escape(row['campaign_id'])}</td><td>{arm.replace('_', ' ')}</td>"
+                        + _cell(f"{key}:sent", str(figures["sent"])) + _cell(f"{key}:moved", str(figures["moved"]))
+                        + _cell(f"{key}:open_rate", _pct(figures["opened_rate"]))
+                        + _cell(f"{key}:click_rate", _pct(figures["clicked_rate"]))
+                        + _cell(f"{key}:conversion_rate", _pct(figures["converted_rate"]))
+                        + _cell(f"{key}:click_p_value", f"{p_value:.3f}" if p_value is not None else "-") + "</tr>")
+    body = (f"<table><tr><th>campaign</th><th>arm</th><th>sent</th><th>moved</th><th>open rate</th><th>click rate"
+            f"</th><th>conversion rate</th><th>click p-value</th></tr>{''.join(rows)}</table>" if rows
+            else "<p>No message of a <code>send_time: best_hour</code> campaign sent yet.</p>")
+    return ('<section id="send-time"><h2>Send time</h2><p class="note">Campaigns with <code>send_time: best_hour'
+            "</code>: a stable half of the customers gets the message at their own best local hour (from their "
+            "opens, clicks and orders), the other half at the campaign's time.</p>" + body + "</section>")
+
+
 def channels_section(data: dict[str, Any]) -> str:
     rows = data.get("channels") or []
     cells = "".join(
@@ -243,4 +268,5 @@ def render(data: dict[str, Any], generated_at: datetime | None = None) -> str:
             f"campaign_daily, ab_results and holdout_lift (campaign_report as of <span data-key=\"report_date\">"
             f"{escape(str(as_of))}</span>){stamp}. Aggregates only.</p>"
             + funnel_section(data) + over_time_section(data) + ab_section(data) + lift_section(data)
-            + digests_section(data) + channels_section(data) + deliverability_section(data) + "</body></html>")
+            + digests_section(data) + send_time_section(data) + channels_section(data)
+            + deliverability_section(data) + "</body></html>")
