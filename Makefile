@@ -43,9 +43,11 @@ e2e-celery: $(STAMP)
 
 bench: $(STAMP)
 	@$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-bench.txt -c constraints.txt
+	@$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -r requirements-bench-data.txt
 	@$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 	@$(BIN)/python -m benchmarks.recommender $(BENCH_ARGS)
 	@$(BIN)/python -m benchmarks.send
+	@$(BIN)/python -m benchmarks.real_data
 	@$(BIN)/python -m benchmarks.run --report
 
 airflow: $(STAMP)
