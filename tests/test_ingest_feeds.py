@@ -101,7 +101,7 @@ def test_a_camel_case_identify_with_context_timezone_keeps_every_trait(wh, tmp_p
     assert stats["events_loaded"] == 3 and stats["events_quarantined"] == 0
     chloe = one(wh, "SELECT * FROM customers WHERE customer_id = 'cust-2001'")
     assert (chloe["email"], chloe["first_name"], chloe["last_name"], chloe["phone"]) == (
-        "Chloe.Martin@example.com", "Chloé", "Martin", "+1 514 555 0199")
+        "Chloe.Martin@example.com", "Chloé", "Martin", "+15145550199")  # the phone in E.164 (the SMS channel)
     assert str(chloe["birthday"]) == "1990-05-07" and chloe["birthday_mmdd"] == "05-07"
     assert str(chloe["created_at"]).startswith("2024-03-02 18:22:11")
     assert chloe["timezone"] == "America/Montreal" and chloe["locale"] == "fr-CA"
