@@ -23,8 +23,11 @@ demo: $(STAMP)
 	@$(BIN)/relance demo
 
 # Everything, on SQLite and PostgreSQL, Airflow runs included; the 15 slowest tests printed.
+# TEST_WORKERS processes (pytest-xdist), a test file per process at a time (its module fixtures
+# made once): each has its own Airflow home, emulator and PostgreSQL schemas. TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
 test: $(STAMP) lint
-	@$(BIN)/python -m pytest tests --durations=15 $(PYTEST_ARGS)
+	@$(BIN)/python -m pytest tests --durations=15 -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # The edit loop (< 2 min): SQLite only, no Airflow runs, nothing marked slow (pyproject markers).
 test-fast: $(STAMP) lint
