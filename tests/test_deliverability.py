@@ -83,6 +83,14 @@ def test_rates_come_from_the_events_of_the_windows_sends(wh):
     assert state.reason().startswith("held: complaint rate 0.800% over 7 days > 0.080%")
 
 
+def test_sms_sends_are_not_ses_sends_and_do_not_dilute_the_rates(wh):
+    bad_week(wh, sends=DELIVERABILITY_MIN_SENDS, bounces=10)  # 5 %: over the 4 % limit
+    plant_sends(wh, 400, AS_OF - timedelta(days=1), prefix="sms")
+    wh.execute("UPDATE message_log SET channel = 'sms' WHERE send_key LIKE 'sms-%'")
+    state = deliverability(wh, AS_OF, DELIVERABILITY_WINDOW, DELIVERABILITY_MIN_SENDS, DELIVERABILITY_MIN_EVENTS)
+    assert (state.sends, state.bounced) == (DELIVERABILITY_MIN_SENDS, 10) and state.tripped
+
+
 def test_below_the_minimum_volume_the_guard_does_not_judge(wh):
     bad_week(wh, sends=DELIVERABILITY_MIN_SENDS - 1, bounces=50)
     state = deliverability(wh, AS_OF, DELIVERABILITY_WINDOW, DELIVERABILITY_MIN_SENDS, DELIVERABILITY_MIN_EVENTS)

@@ -1,6 +1,6 @@
 -- Deliverability guard (SPEC §7.5): how the messages SES accepted recently fared. Returns one
--- row: sends (message_log rows 'sent' with sent_at in [:since, :until) — marketing and
--- transactional alike, as SES counts them for the account), bounced (of those, the messages
+-- row: sends (message_log rows 'sent' by email with sent_at in [:since, :until) — marketing and
+-- transactional alike, as SES counts them for the account; an SMS is no SES send), bounced (of those, the messages
 -- with a permanent bounce) and complained (the messages with a complaint). An event is linked
 -- to its message by the send_key tag or by the SES MessageId (feedback notifications carry no
 -- tag), and a message counts once however many events it got.
@@ -24,5 +24,6 @@ SELECT COUNT(*) AS sends,
             THEN 1 ELSE 0 END), 0) AS complained
 FROM message_log m
 WHERE m.status = 'sent'
+  AND m.channel = 'email'
   AND m.sent_at >= :since
   AND m.sent_at < :until
