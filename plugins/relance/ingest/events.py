@@ -239,6 +239,15 @@ def valid_phone(value: Any) -> str | None:
     return normalise_phone(value, _calling_code())
 
 
+#: The consent events (SPEC §5): event → (channel, opted in, consent_history source); the
+#: channel's ``<channel>_opt_in`` trait follows. An SMS STOP reply arrives as ``SMS Unsubscribed``.
+CONSENT_EVENTS = {
+    "Email Unsubscribed": ("email", False, "unsubscribe_event"),
+    "Email Subscribed": ("email", True, "subscribe_event"),
+    "SMS Unsubscribed": ("sms", False, "sms_stop"),
+    "SMS Subscribed": ("sms", True, "subscribe_event"),
+}
+
 #: traits read through a normaliser (None = not valid: the trait is dropped, saying what it is not)
 _NORMALISED_TRAITS = {
     "phone": (valid_phone, "a phone number in E.164 (+33612345678) or national form"),
@@ -472,18 +481,12 @@ def parse_call(call: Any, batch: ParsedBatch, now: datetime, line_no: int = 0) -
                     "changed_at": one.at, "changed_us": one.us})
         elif event == "Loyalty Points Updated":
             points_balance = _number(properties["points_balance"], "properties.points_balance")
-        elif event in ("Email Unsubscribed", "Email Subscribed"):
+        elif event in CONSENT_EVENTS:
             if not user_id:
                 raise Reject("userId", f"{event} without userId")
-            opt_in = event == "Email Subscribed"
-            one.consent(user_id, "email", opt_in, "subscribe_event" if opt_in else "unsubscribe_event")
-            one.trait(user_id, "email_opt_in", "1" if opt_in else "0")
-        elif event in ("SMS Unsubscribed", "SMS Subscribed"):
-            if not user_id:
-                raise Reject("userId", f"{event} without userId")
-            opt_in = event == "SMS Subscribed"
-            one.consent(user_id, "sms", opt_in, "subscribe_event" if opt_in else "sms_stop")
-            one.trait(user_id, "sms_opt_in", "1" if opt_in else "0")
+            channel, opt_in, source = CONSENT_EVENTS[event]
+            one.consent(user_id, channel, opt_in, source)
+            one.trait(user_id, f"{channel}_opt_in", "1" if opt_in else "0")
 
     if user_id:
         _context_traits(one, user_id, context)
