@@ -80,26 +80,14 @@ def _stale(campaign: Campaign | None, row: dict[str, Any], now: datetime) -> boo
 
 def send_batch(wh: Warehouse, batch_id: str, campaigns: dict[str, Campaign], sender: SesSender,
                as_of: datetime, clock=None) -> dict[str, int]:
-    """Send one batch (:func:`_send_rows`) through one warehouse connection held for the batch:
-    a few small transactions per message, none opening a connection of its own. The SMS sent
-    get their segments and cost recorded once the batch is done (:func:`record_sms_costs`)."""
+    """Send one batch (:func:`_send_rows`) through warehouse connections held for the batch:
+    a few small transactions per message, none opening a connection of its own."""
     if getattr(sender, "sms", None) is None:
         sender.sms = SmsSender()
     with wh.pinned() as pinned, wh.pinned(autocommit=True) as reader, wh.pinned(autocommit=True) as recorder:
         if not wh.is_sqlite:
             recorder.execute("outbox/outcome_async_commit")
-        try:
-            return _send_rows(pinned, batch_id, campaigns, sender, as_of, clock, reader, recorder)
-        finally:
-            record_sms_costs(pinned, sender.sms)
-
-
-def record_sms_costs(wh: Warehouse, sms: SmsSender) -> None:
-    """Segments, encoding and cost of the SMS this sender sent, onto their rows."""
-    while sms.sent:
-        key, (message, cost) = sms.sent.popitem()
-        wh.execute("outbox/record_sms_cost", {"send_key": key, "segments": message.segments.count,
-                                              "encoding": message.segments.encoding, "cost": cost})
+        return _send_rows(pinned, batch_id, campaigns, sender, as_of, clock, reader, recorder)
 
 
 def _send_rows(wh: Warehouse, batch_id: str, campaigns: dict[str, Campaign], sender: SesSender,
@@ -152,6 +140,10 @@ def _send_rows(wh: Warehouse, batch_id: str, campaigns: dict[str, Campaign], sen
             out.execute("outbox/record_outcome", {
                 "send_key": key, "batch_id": batch_id, "status": outcome.status, "reason": outcome.reason,
                 "decided_at": as_of, "sent_at": outcome.sent_at, "provider_message_id": outcome.message_id})
+            if outcome.status == "sent" and prepared.sms is not None:  # what the SMS took, with its outcome
+                out.execute("outbox/record_sms_cost", {
+                    "send_key": key, "segments": prepared.sms.segments.count,
+                    "encoding": prepared.sms.segments.encoding, "cost": sender.sms.cost(prepared.sms)})
         elif not out.execute("outbox/record_in_batch", {"send_key": key, "batch_id": batch_id,
                                                         "status": outcome.status, "reason": outcome.reason,
                                                         "decided_at": as_of}):

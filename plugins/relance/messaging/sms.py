@@ -35,8 +35,7 @@ class SmsMessage:
 class SmsSender:
     """Sends SMS through ``provider`` (``sns``: ``Publish`` to a phone number; ``end_user_messaging``:
     ``SendTextMessage``). What is not given is read from the settings, and the client made, on
-    first use (a batch without SMS reads nothing). ``sent`` keeps what each send key was and
-    cost, for the send task to record (:func:`relance.dispatch.send.send_batch`)."""
+    first use (a batch without SMS reads nothing)."""
 
     provider: str | None = None
     client: Any = None
@@ -47,7 +46,6 @@ class SmsSender:
     max_attempts: int = 6
     base_delay: float = 0.5
     sleep: Any = time.sleep
-    sent: dict[str, tuple[SmsMessage, float]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _configured: bool = False
 
@@ -92,8 +90,11 @@ class SmsSender:
         """Send one SMS; returns the provider's MessageId or raises SendError, retried as
         :class:`relance.messaging.ses.SesSender` retries (only what ``classify`` says is safe)."""
         self._configure()
-        message_id = with_retries(lambda: self._call(sms, send_key, campaign_id),
-                                  pacer.wait if pacer is not None else lambda: None, self.sleep,
-                                  self.max_attempts, self.base_delay, provider="SMS provider")
-        self.sent[send_key] = (sms, sms.segments.count * float(self.cost_per_segment or 0))
-        return message_id
+        return with_retries(lambda: self._call(sms, send_key, campaign_id),
+                            pacer.wait if pacer is not None else lambda: None, self.sleep,
+                            self.max_attempts, self.base_delay, provider="SMS provider")
+
+    def cost(self, sms: SmsMessage) -> float:
+        """What ``sms`` costs: its segments × ``tm_sms_cost_per_segment`` (read at first send)."""
+        self._configure()
+        return sms.segments.count * float(self.cost_per_segment or 0)
