@@ -154,12 +154,12 @@ AT_SEND_TIME: tuple[Rule, ...] = (
          "(a batch that waited for a pool slot, a late retry): not sent",
          "relance.dispatch.send.send_batch + include/sql/outbox/record_outcome.sql"),
     Rule("undefined", "failed", "the campaign or its step is no longer defined",
-         "relance.dispatch.send.send_one"),
+         "relance.dispatch.send.render_one"),
     Rule("no_content", "no_content", "a content block the template needs is empty (nothing to recommend…)",
-         "relance.dispatch.send.send_one via relance.dispatch.content.build_context"),
+         "relance.dispatch.send.render_one via relance.dispatch.content.build_context"),
     Rule("template_error", "failed",
          "the template does not render or a header is invalid; a template error fails the campaign closed "
-         "for the rest of the batch", "relance.dispatch.send.send_one"),
+         "for the rest of the batch", "relance.dispatch.send.render_one"),
     Rule("retry", "planned",
          "SES refused for now after every retry (throttled, SES's own 5xx, unreachable: nothing sent): back to "
          "planned for the next run",
@@ -168,8 +168,8 @@ AT_SEND_TIME: tuple[Rule, ...] = (
          "the request may have reached SES but its answer was lost (read timeout, connection reset once "
          "connected, gateway timeout): SES may have it, not re-sent; its Send event makes it sent. After "
          "AMBIGUOUS_STREAK such rows in a row the task stops and Airflow retries it (the rest stay queued)",
-         "relance.dispatch.send.send_one via relance.messaging.ses.classify"),
-    Rule("refused", "failed", "SES refused the message for good", "relance.dispatch.send.send_one"),
+         "relance.dispatch.send.deliver via relance.messaging.ses.classify"),
+    Rule("refused", "failed", "SES refused the message for good", "relance.dispatch.send.deliver"),
     Rule("sent", "sent", "SES accepted it; its MessageId is recorded", "include/sql/outbox/record_outcome.sql"),
 )
 

@@ -108,7 +108,7 @@ def _send_rows(wh: Warehouse, batch_id: str, campaigns: dict[str, Campaign], sen
     rows = wh.query("outbox/batch_rows", {"batch_id": batch_id})
     lease = _Lease(wh, batch_id, clock)
     ambiguous_in_a_row, last_reason = 0, None
-    claims, out = reader or wh, recorder or wh
+    reader, out = reader or wh, recorder or wh
 
     def prepare(row: dict[str, Any]) -> Outcome | Ready:
         """What to do with a row, from reads and rendering only (no write)."""
@@ -117,7 +117,7 @@ def _send_rows(wh: Warehouse, batch_id: str, campaigns: dict[str, Campaign], sen
             return Outcome("expired", "due more than the campaign max_lateness ago (its batch ran late)")
         if row["campaign_id"] in broken:
             return Outcome("failed", broken[row["campaign_id"]])
-        prepared = render_one(reader or wh, row, campaigns, from_address, as_of)
+        prepared = render_one(reader, row, campaigns, from_address, as_of)
         if isinstance(prepared, Outcome) and prepared.status == "failed" and prepared.reason.startswith(
                 TEMPLATE_ERROR):
             broken[row["campaign_id"]] = prepared.reason
@@ -167,7 +167,7 @@ def _send_rows(wh: Warehouse, batch_id: str, campaigns: dict[str, Campaign], sen
                 getattr(sender.pacer, "expect", lambda _: None)(len(rows) - done)  # slots: no more than rows left
                 prepared = upcoming.result()
                 call = None
-                if isinstance(prepared, Ready) and claims.execute("outbox/claim_for_sending", {
+                if isinstance(prepared, Ready) and reader.execute("outbox/claim_for_sending", {
                         "send_key": row["send_key"], "batch_id": batch_id, "claimed_at": clock()}):
                     call = couriers.submit(deliver, prepared, row, sender, clock)
                 in_flight.append((row, prepared, call))
@@ -190,21 +190,6 @@ def _send_rows(wh: Warehouse, batch_id: str, campaigns: dict[str, Campaign], sen
                 except Exception:  # noqa: BLE001 - the first error is the one raised
                     log.exception("batch %s: could not record the outcome of a call in flight", batch_id)
     return counts
-
-
-def send_one(wh: Warehouse, row: dict[str, Any], campaigns: dict[str, Campaign], sender: SesSender,
-             from_address: str, as_of: datetime, clock, claim) -> Outcome | None:
-    """One row: render its message (:func:`render_one`), then ``claim()`` it (``queued`` →
-    ``sending``) and call SES (:func:`deliver`) — rendering first keeps the window where a crash
-    leaves a row ``sending`` without SES having been called as short as one database commit.
-    None: the claim failed (another run has it). (:func:`send_batch` runs the same steps, the
-    SES call of one row alongside the rendering of the next.)"""
-    prepared = render_one(wh, row, campaigns, from_address, as_of)
-    if isinstance(prepared, Outcome):
-        return prepared
-    if not claim():
-        return None
-    return deliver(prepared, row, sender, clock)
 
 
 @dataclass
