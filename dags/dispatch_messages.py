@@ -88,26 +88,26 @@ def dispatch_messages():
             return send(wh, batch_id, load_campaigns(), SesSender(client, pacer), as_of(context))
 
     @task(trigger_rule=TriggerRule.NONE_FAILED)
-    def report(**context) -> list[dict]:
-        """Counts per campaign and status of what this run decided."""
+    def report(batch_ids: list[str], **context) -> list[dict]:
+        """Counts per campaign and status of what this run decided (``batch_ids``: prepare's)."""
         from relance import warehouse
         from relance.dispatch import summary
         from relance.dispatch.report import run_problems
         from relance.timeutil import as_of
 
         wh = warehouse.connect(upgrade_schema=False)
-        rows = summary(wh, as_of(context), context["run_id"])
+        rows = summary(wh, as_of(context), batch_ids)
         for row in rows:
             log.info("%-28s %-22s %7d", row["campaign_id"], row["status"], row["messages"])
         # a campaign failed closed on a template error, the deliverability guard holds marketing,
         # or marketing failed for want of tm_unsubscribe_secret: make the run red for ops
-        problems = run_problems(wh, as_of(context), context["run_id"])
+        problems = run_problems(wh, as_of(context), batch_ids)
         if problems:
             raise RuntimeError("; ".join(problems))
         return rows
 
     batches = prepare()
-    send_batch.expand(batch_id=batches) >> report()
+    send_batch.expand(batch_id=batches) >> report(batches)
 
 
 dispatch_messages()

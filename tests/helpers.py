@@ -176,8 +176,8 @@ def dispatch_at(wh, campaigns: dict, as_of: datetime, run_id: str | None = None,
         client = aws.client("sesv2", retries=0)
         with shared_pacer(wh, client) as pacer:
             sends.append(send_batch(wh, batch_id, campaigns, SesSender(client, pacer), as_of))
-    problems = run_problems(wh, as_of, run_id)
+    problems = run_problems(wh, as_of, batches)
     if fail_on_problems:
         assert not problems, f"the dispatcher's report would fail the run: {problems}"
-    return {"run_id": run_id, "batches": batches, "sends": sends, "summary": summary(wh, as_of, run_id),
+    return {"run_id": run_id, "batches": batches, "sends": sends, "summary": summary(wh, as_of, batches),
             "problems": problems}

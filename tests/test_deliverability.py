@@ -157,7 +157,7 @@ def test_over_the_bounce_threshold_marketing_is_held_receipts_go_on_and_it_resum
     assert status == "planned"                                                 # held: still due
     assert reason.startswith("held: bounce rate 5.00% over 7 days > 4.00%")
     assert [set(m["destinations"]) for m in ses.sent_messages()] == [{"oli@example.com"}]
-    problems = run_problems(wh, at("2026-11-20 13:00"), runs[-1]["run_id"])
+    problems = run_problems(wh, at("2026-11-20 13:00"), runs[-1]["batches"])
     assert len(problems) == 1 and "deliverability guard: marketing held" in problems[0]
     assert "cart_abandonment: 1" in problems[0] and "bounce rate 5.00% (max 4.00%)" in problems[0]
     # the rate falls under the threshold (more clean sends): marketing resumes by itself
@@ -165,7 +165,7 @@ def test_over_the_bounce_threshold_marketing_is_held_receipts_go_on_and_it_resum
     runs = run_hours(wh, tmp_path, campaigns, "2026-11-20 14:00", 1, monkeypatch)
     assert rows(wh)[("ann", "cart_abandonment")] == ("sent", None)
     assert sorted(m["destinations"][0] for m in ses.sent_messages()) == ["ann@example.com", "oli@example.com"]
-    assert run_problems(wh, at("2026-11-20 14:00"), runs[-1]["run_id"]) == []
+    assert run_problems(wh, at("2026-11-20 14:00"), runs[-1]["batches"]) == []
 
 
 def test_complaints_hold_marketing_too(wh, tmp_path, ses, campaigns, monkeypatch):

@@ -61,15 +61,16 @@ def ses_requests(monkeypatch):
     return seen
 
 
-def dispatch(wh, campaigns, moment, run_id):
+def dispatch(wh, campaigns, moment, run_id) -> list[str]:
+    """One dispatcher run: its batch ids."""
     batches = prepare(wh, campaigns, moment, moment, run_id)
     for batch in batches:
         send_batch(wh, batch, campaigns, SesSender(aws.client("sesv2", retries=0), Pacer(1000)), moment,
                    clock=lambda: moment)
-    return run_id
+    return batches
 
 
-def hour(wh, landing, campaigns, text: str, run_id: str | None = None) -> str:
+def hour(wh, landing, campaigns, text: str, run_id: str | None = None) -> list[str]:
     moment = at(text)
     ingest_window(wh, str(landing), moment - timedelta(hours=1), moment)
     for campaign in campaigns.values():
@@ -218,12 +219,12 @@ def test_without_a_secret_signed_marketing_fails_naming_the_variable_and_receipt
     shop(tmp_path)
     hour(wh, tmp_path, campaigns, "2026-11-20 11:00")
     hour(wh, tmp_path, campaigns, "2026-11-20 12:00")
-    run_id = hour(wh, tmp_path, campaigns, "2026-11-20 13:00", run_id="run-13")
+    batches = hour(wh, tmp_path, campaigns, "2026-11-20 13:00", run_id="run-13")
     reminder = row(wh, "ann", "cart_abandonment", 1)
     assert reminder["status"] == "failed" and "tm_unsubscribe_secret" in reminder["reason"]
     assert row(wh, "oli", "order_confirmation", 1)["status"] == "sent"
     assert [set(m["destinations"]) for m in ses.sent_messages()] == [{"oli@example.com"}]
-    (problem,) = run_problems(wh, at("2026-11-20 13:00"), run_id)      # the run's report turns red
+    (problem,) = run_problems(wh, at("2026-11-20 13:00"), batches)      # the run's report turns red
     assert "tm_unsubscribe_secret is not set" in problem and "cart_abandonment: 1" in problem
     with pytest.raises(RuntimeError, match="tm_unsubscribe_secret"):
         make_app(landing_uri=str(tmp_path))

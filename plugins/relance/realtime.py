@@ -95,15 +95,16 @@ def run_fast_path(wh: Warehouse, sqs: Any, name_or_url: str, campaigns: dict[str
     chosen = transactional(campaigns)
     planned = sum(plan_campaign(wh, c, now, run_id=run_id)["planned"] for c in chosen.values())
     sent: dict[str, int] = {}
-    for batch_id in prepare(wh, chosen, now, now, run_id=run_id):
+    batch_ids = prepare(wh, chosen, now, now, run_id=run_id)
+    for batch_id in batch_ids:
         with make_sender() as sender:
             for key, value in send_batch(wh, batch_id, campaigns, sender, now).items():
                 if isinstance(value, int):
                     sent[key] = sent.get(key, 0) + value
-    decided = summary(wh, now, run_id)
+    decided = summary(wh, now, batch_ids)
     log.info("fast path: %s messages read, %s planned, decisions %s", loaded["messages"], planned, decided)
     # a template error fails its campaign closed (no send): the run turns red for ops, like the
     # dispatcher's report (the hourly path would fail the same rows the same way)
-    broken = failed_templates(wh, run_id)
+    broken = failed_templates(wh, batch_ids)
     return {"queue": loaded, "planned": planned, "sent": sent, "decisions": decided,
             "problems": [f"template errors, campaigns failed closed: {broken}"] if broken else []}

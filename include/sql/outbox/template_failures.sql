@@ -1,7 +1,7 @@
 -- Campaigns with messages failed on a template error in one dispatcher run.
--- Parameters: :run_prefix (LIKE pattern of the run's batch ids), :prefix (LIKE pattern of the reason).
+-- Parameters: :batch_ids (list: the batches the run claimed), :prefix (LIKE pattern of the reason).
 SELECT DISTINCT campaign_id
 FROM message_log
-WHERE batch_id LIKE :run_prefix
+WHERE batch_id IN :batch_ids
   AND status = 'failed'
   AND reason LIKE :prefix
