@@ -22,6 +22,7 @@ import argparse
 import cProfile
 import json
 import os
+import resource
 import shutil
 import socket
 import subprocess
@@ -97,6 +98,37 @@ def write_landing(landing: Path, messages: int) -> None:
                              "link": f"https://shop.example/p/p{p}", "image_link": f"https://shop.example/i/p{p}.jpg",
                              "price": f"{9.9 + p:.2f} EUR", "sale_price": "", "availability": "in_stock",
                              "brand": "Marque", "product_type": "Animalerie > Chien", "quantity": 20})
+
+
+class CpuMeter:
+    """CPU seconds of this process (``getrusage``, every thread) and of the emulator's
+    (psutil) across a block: on a shared machine the wall-clock rates move with the load, the
+    CPU a message takes much less."""
+
+    def __init__(self, emulator_pid: int):
+        import psutil
+
+        self.emulator = psutil.Process(emulator_pid)
+        self.client = self.server = 0.0
+
+    def __enter__(self):
+        self._client = _self_cpu()
+        self._server = _proc_cpu(self.emulator)
+        return self
+
+    def __exit__(self, *exc):
+        self.client = _self_cpu() - self._client
+        self.server = _proc_cpu(self.emulator) - self._server
+
+
+def _self_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _proc_cpu(proc) -> float:
+    times = proc.cpu_times()
+    return times.user + times.system
 
 
 def bare_loop(raw: bytes, messages: int) -> float:
@@ -177,7 +209,7 @@ def main() -> int:
     try:
         write_landing(workdir / "landing", args.messages)
         print(f"{'backend':<11} {'messages':>8} {'window':>6} {'bare msg/s':>11} {'dispatcher msg/s':>17} "
-              f"{'ratio':>6}  statuses")
+              f"{'ratio':>6} {'client CPU ms/msg':>18} {'emulator ms/msg':>16}  statuses")
         for backend in args.backends.split(","):
             url, drop = warehouse_url(backend, workdir, "send.db")
             os.environ["AIRFLOW_CONN_WAREHOUSE"] = url
@@ -187,16 +219,25 @@ def main() -> int:
                 import requests
 
                 # the bare loop sends a receipt as the dispatcher renders it (same size on the wire)
-                wall, counts = dispatcher_send_phase(wh, campaigns, batches, as_of, args.profile)
+                with CpuMeter(proc.pid) as cpu:
+                    wall, counts = dispatcher_send_phase(wh, campaigns, batches, as_of, args.profile)
                 sample = requests.get(f"{endpoint}/moto-api/data.json", timeout=30).json()["ses"]["RawMessage"][0]
                 reset_emulator(endpoint)
-                bare = bare_loop(sample["raw_data"].encode(), args.messages)
+                with CpuMeter(proc.pid) as bare_cpu:
+                    bare = bare_loop(sample["raw_data"].encode(), args.messages)
                 sent = counts.get("sent", 0)
                 rate = sent / wall
+                cpu_ms = {"dispatcher_client": cpu.client / sent * 1000, "dispatcher_emulator": cpu.server / sent * 1000,
+                          "bare_client": bare_cpu.client / args.messages * 1000,
+                          "bare_emulator": bare_cpu.server / args.messages * 1000}
                 row = {"backend": backend, "messages": args.messages, "window": window, "bare_msg_s": round(bare, 1),
-                       "dispatcher_msg_s": round(rate, 1), "ratio": round(rate / bare, 2), "statuses": counts}
+                       "dispatcher_msg_s": round(rate, 1), "ratio": round(rate / bare, 2),
+                       "cpu_ms_per_message": {k: round(v, 2) for k, v in cpu_ms.items()},
+                       "load_average": [round(x, 2) for x in os.getloadavg()], "statuses": counts}
                 results.append(row)
-                print(f"{backend:<11} {args.messages:>8} {window:>6} {bare:>11.1f} {rate:>17.1f} {rate / bare:>6.2f}  {counts}",
+                print(f"{backend:<11} {args.messages:>8} {window:>6} {bare:>11.1f} {rate:>17.1f} {rate / bare:>6.2f} "
+                      f"{cpu_ms['dispatcher_client']:>8.2f} (bare {cpu_ms['bare_client']:.2f}) "
+                      f"{cpu_ms['dispatcher_emulator']:>6.2f} (bare {cpu_ms['bare_emulator']:.2f})  {counts}",
                       flush=True)
                 wh.engine.dispose()
             finally:
