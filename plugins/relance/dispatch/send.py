@@ -4,6 +4,7 @@ send, record the outcome — the send-time rules of :data:`relance.dispatch.poli
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ from typing import Any
 
 from relance import settings
 from relance.campaigns.config import Campaign
-from relance.dispatch.content import build_context
+from relance.dispatch.content import CONTENT_CHUNK, CONTENT_MAX_AGE, build_context, fetch_content
 from relance.dispatch.policy import AMBIGUOUS_STREAK, STALE_CLAIM, batch_lease
 from relance.messaging.mime import HeaderError, RawMessage, build_message, unsubscribe_url
 from relance.messaging.ses import SendError, SesSender
@@ -109,15 +110,25 @@ def _send_rows(wh: Warehouse, batch_id: str, campaigns: dict[str, Campaign], sen
     lease = _Lease(wh, batch_id, clock)
     ambiguous_in_a_row, last_reason = 0, None
     reader, out = reader or wh, recorder or wh
+    content: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    content_until, content_at = 0, 0.0  # rows[:content_until] have their content fetched, at content_at
 
-    def prepare(row: dict[str, Any]) -> Outcome | Ready:
-        """What to do with a row, from reads and rendering only (no write)."""
+    def prepare(index: int) -> Outcome | Ready:
+        """What to do with ``rows[index]``, from reads and rendering only (no write). Its content
+        comes with that of the next rows (one statement per content query), fetched when the
+        row is prepared — again if the last fetch is CONTENT_MAX_AGE old."""
+        nonlocal content, content_until, content_at
+        row = rows[index]
         campaign = campaigns.get(row["campaign_id"])
         if _stale(campaign, row, clock()):
             return Outcome("expired", "due more than the campaign max_lateness ago (its batch ran late)")
         if row["campaign_id"] in broken:
             return Outcome("failed", broken[row["campaign_id"]])
-        prepared = render_one(reader, row, campaigns, from_address, as_of)
+        if index >= content_until or time.monotonic() - content_at > CONTENT_MAX_AGE:
+            chunk = rows[index:index + CONTENT_CHUNK]
+            content = fetch_content(reader, campaigns, chunk, as_of)
+            content_until, content_at = index + len(chunk), time.monotonic()
+        prepared = render_one(reader, row, campaigns, from_address, as_of, content.get(row["send_key"]))
         if isinstance(prepared, Outcome) and prepared.status == "failed" and prepared.reason.startswith(
                 TEMPLATE_ERROR):
             broken[row["campaign_id"]] = prepared.reason
@@ -161,7 +172,7 @@ def _send_rows(wh: Warehouse, batch_id: str, campaigns: dict[str, Campaign], sen
     in_flight: deque[tuple[dict[str, Any], Outcome | Ready, Future | None]] = deque()
     with ThreadPoolExecutor(max_workers=window, thread_name_prefix="ses-send") as couriers:
         try:
-            upcoming = _attempt(prepare, rows[0]) if rows else None
+            upcoming = _attempt(prepare, 0) if rows else None
             for done, row in enumerate(rows):
                 lease.keep(len(rows) - done)
                 getattr(sender.pacer, "expect", lambda _: None)(len(rows) - done)  # slots: no more than rows left
@@ -171,7 +182,7 @@ def _send_rows(wh: Warehouse, batch_id: str, campaigns: dict[str, Campaign], sen
                         "send_key": row["send_key"], "batch_id": batch_id, "claimed_at": clock()}):
                     call = couriers.submit(deliver, prepared, row, sender, clock)
                 in_flight.append((row, prepared, call))
-                upcoming = _attempt(prepare, rows[done + 1]) if done + 1 < len(rows) else None
+                upcoming = _attempt(prepare, done + 1) if done + 1 < len(rows) else None
                 # record what has come back; wait for the oldest call only when the window is full
                 while in_flight and (len(in_flight) > window - 1 or in_flight[0][2] is None
                                      or in_flight[0][2].done()):
@@ -203,15 +214,16 @@ class Ready:
 
 
 def render_one(wh: Warehouse, row: dict[str, Any], campaigns: dict[str, Campaign], from_address: str,
-               as_of: datetime) -> Outcome | Ready:
-    """The row's message (reads and rendering only), or why there is none."""
+               as_of: datetime, fetched: dict[str, list[dict[str, Any]]] | None = None) -> Outcome | Ready:
+    """The row's message (reads and rendering only), or why there is none. ``fetched``: its
+    content query results already fetched (:func:`relance.dispatch.content.fetch_content`)."""
     campaign = campaigns.get(row["campaign_id"])
     if campaign is None:
         return Outcome("failed", f"campaign {row['campaign_id']} is no longer defined")
     if not 1 <= row["step"] <= len(campaign.steps):
         return Outcome("failed", f"campaign {campaign.id} has no step {row['step']}")
     step = campaign.steps[row["step"] - 1]
-    context, missing = build_context(wh, campaign, step, row, as_of, campaigns)
+    context, missing = build_context(wh, campaign, step, row, as_of, campaigns, fetched)
     if missing:
         return Outcome("no_content", f"nothing to show in {', '.join(missing)}")
     marketing = campaign.category == "marketing"
