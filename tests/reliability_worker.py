@@ -45,22 +45,26 @@ def main(args: dict, campaigns: dict | None = None) -> None:
     from relance.dispatch import send_batch
     from relance.messaging.ses import Pacer, SesSender, ses_client
     from relance.warehouse import Warehouse
+    from relance.warehouse.cursor import CursorStatements
 
     wh = warehouse.connect(args["warehouse_url"], upgrade_schema=False)
     campaigns = campaigns or shipped_campaigns()
     hooked, seen = HOOKS.get(args["kill_point"]), 0
-    execute = Warehouse.execute
 
-    def execute_then_maybe_die(self, name, params=None, conn=None):
-        nonlocal seen
-        result = execute(self, name, params, conn)
-        if name == hooked and result and conn is None:  # committed (execute calls itself with its conn)
-            seen += 1
-            if seen == args["kill_at"]:
-                os.kill(os.getpid(), signal.SIGKILL)
-        return result
+    def then_maybe_die(execute):
+        def execute_then_maybe_die(self, name, params=None, conn=None):
+            nonlocal seen
+            result = execute(self, name, params) if conn is None else execute(self, name, params, conn)
+            if name == hooked and result and conn is None:  # committed (execute calls itself with its conn)
+                seen += 1
+                if seen == args["kill_at"]:
+                    os.kill(os.getpid(), signal.SIGKILL)
+            return result
+        return execute_then_maybe_die
 
-    Warehouse.execute = execute_then_maybe_die  # this process only: it is about to die
+    # this process only: it is about to die (the send loop's claim and outcome go through the cursor)
+    Warehouse.execute = then_maybe_die(Warehouse.execute)
+    CursorStatements.execute = then_maybe_die(CursorStatements.execute)
     now = datetime.fromisoformat(args["now"])
     sender = SesSender(ses_client(connect_timeout=1, read_timeout=2), Pacer(1000), base_delay=0.01)
     send_batch(wh, args["batch_id"], campaigns, sender, datetime.fromisoformat(args["as_of"]), clock=lambda: now)

@@ -22,6 +22,7 @@ from relance.messaging.sms_text import E164, MAX_SEGMENTS, count_segments
 from relance.messaging.templates import TemplateRenderError, render, render_sms
 from relance.timeutil import utc
 from relance.warehouse import Warehouse
+from relance.warehouse.cursor import CursorStatements
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,8 @@ def _send_rows(wh: Warehouse, batch_id: str, campaigns: dict[str, Campaign], sen
     lease = _Lease(wh, batch_id, clock)
     ambiguous_in_a_row, last_reason = 0, None
     reader, out = reader or wh, recorder or wh
+    # the claim and the outcome, once per message: straight through the DB-API cursor
+    claims, outcomes = _cursor(reader), _cursor(out)
     content: dict[str, dict[str, list[dict[str, Any]]]] = {}
     content_until, content_at = 0, 0.0  # rows[:content_until] have their content fetched, at content_at
 
@@ -146,18 +149,18 @@ def _send_rows(wh: Warehouse, batch_id: str, campaigns: dict[str, Campaign], sen
         else:
             outcome = prepared
         if outcome.status == "retry":
-            out.execute("outbox/release_for_retry", {"send_key": key, "reason": outcome.reason})
+            outcomes.execute("outbox/release_for_retry", {"send_key": key, "reason": outcome.reason})
         elif outcome.called_ses:
-            out.execute("outbox/record_outcome", {
+            outcomes.execute("outbox/record_outcome", {
                 "send_key": key, "batch_id": batch_id, "status": outcome.status, "reason": outcome.reason,
                 "decided_at": as_of, "sent_at": outcome.sent_at, "provider_message_id": outcome.message_id})
             if outcome.status == "sent" and prepared.sms is not None:  # what the SMS took, with its outcome
-                out.execute("outbox/record_sms_cost", {
+                outcomes.execute("outbox/record_sms_cost", {
                     "send_key": key, "segments": prepared.sms.segments.count,
                     "encoding": prepared.sms.segments.encoding, "cost": sender.sms.cost(prepared.sms)})
-        elif not out.execute("outbox/record_in_batch", {"send_key": key, "batch_id": batch_id,
-                                                        "status": outcome.status, "reason": outcome.reason,
-                                                        "decided_at": as_of}):
+        elif not outcomes.execute("outbox/record_in_batch", {"send_key": key, "batch_id": batch_id,
+                                                             "status": outcome.status, "reason": outcome.reason,
+                                                             "decided_at": as_of}):
             return  # another run took it back meanwhile
         counts[outcome.status] = counts.get(outcome.status, 0) + 1
         ambiguous_in_a_row = ambiguous_in_a_row + 1 if outcome.status == "unknown" and outcome.called_ses else 0
@@ -178,7 +181,7 @@ def _send_rows(wh: Warehouse, batch_id: str, campaigns: dict[str, Campaign], sen
                 getattr(sender.pacer, "expect", lambda _: None)(len(rows) - done)  # slots: no more than rows left
                 prepared = upcoming.result()
                 call = None
-                if isinstance(prepared, Ready) and reader.execute("outbox/claim_for_sending", {
+                if isinstance(prepared, Ready) and claims.execute("outbox/claim_for_sending", {
                         "send_key": row["send_key"], "batch_id": batch_id, "claimed_at": clock()}):
                     call = couriers.submit(deliver, prepared, row, sender, clock)
                 in_flight.append((row, prepared, call))
@@ -201,6 +204,11 @@ def _send_rows(wh: Warehouse, batch_id: str, campaigns: dict[str, Campaign], sen
                 except Exception:  # noqa: BLE001 - the first error is the one raised
                     log.exception("batch %s: could not record the outcome of a call in flight", batch_id)
     return counts
+
+
+def _cursor(wh: Warehouse) -> CursorStatements | Warehouse:
+    """A pinned warehouse's statements through its DB-API cursor; any other as they are."""
+    return CursorStatements(wh) if getattr(wh, "_pinned", None) is not None else wh
 
 
 @dataclass

@@ -1,0 +1,88 @@
+"""SQL files run straight through the DB-API cursor of a pinned connection, for the few
+statements a loop runs once per message (the send loop's claim and outcome): the file read
+and converted to the driver's parameter style once, the parameters converted as
+:meth:`Warehouse.to_db` does, no SQLAlchemy statement, compilation or result object per run.
+
+Each statement still commits on its own, as through :meth:`Warehouse.execute`: on SQLite in a
+``BEGIN IMMEDIATE`` transaction (one writer at a time, the busy timeout honoured), on
+PostgreSQL as one autocommit round trip on a connection pinned with ``autocommit=True``,
+server-side prepared (psycopg ``prepare=True``) — committed by itself on a connection pinned
+without. A driver error comes as SQLAlchemy's
+(``OperationalError`` …, parameters hidden), as from any statement.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+
+from relance.warehouse.sqlfiles import load_sql
+
+_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+class CursorStatements:
+    """The SQL files of ``include/sql`` on the pinned connection of ``wh`` (``Warehouse.pinned``);
+    one thread at a time, like the connection."""
+
+    def __init__(self, wh: Any):
+        conn = wh._pinned  # a pinned warehouse only: a connection held for the loop
+        self.to_db, self.is_sqlite = wh.to_db, wh.is_sqlite
+        self.raw = conn.connection.driver_connection
+        self.cursor = self.raw.cursor()
+        self.driver_error = _driver_error(self.raw)
+        self._sql: dict[str, str] = {}
+
+    def _text(self, name: str) -> str:
+        sql = self._sql.get(name)
+        if sql is None:
+            sql = load_sql(name)
+            if not self.is_sqlite:  # psycopg: %(name)s, a literal % doubled; sqlite3 takes :name as it is
+                sql = _PARAM.sub(lambda m: f"%({m.group(1)})s", sql.replace("%", "%%"))
+            self._sql[name] = sql
+        return sql
+
+    def execute(self, name: str, params: Mapping[str, Any]) -> int:
+        """Run the statement of ``include/sql/<name>.sql`` and commit; returns the row count."""
+        sql, to_db, cursor = self._text(name), self.to_db, self.cursor
+        values = {key: to_db(value) for key, value in params.items()}
+        try:
+            if self.is_sqlite:
+                cursor.execute("BEGIN IMMEDIATE")
+                try:
+                    cursor.execute(sql, values)
+                    count = cursor.rowcount
+                    cursor.execute("COMMIT")
+                except BaseException:
+                    if self.raw.in_transaction:
+                        self.raw.rollback()
+                    raise
+                return count
+            try:
+                cursor.execute(sql, values, prepare=True)
+                count = cursor.rowcount
+                if not self.raw.autocommit:  # a connection pinned without autocommit: its own commit
+                    self.raw.commit()
+            except BaseException:
+                if not self.raw.autocommit:
+                    self.raw.rollback()
+                raise
+            return count
+        except self.driver_error as exc:
+            raise sa.exc.DBAPIError.instance(name, None, exc, self.driver_error, hide_parameters=True) from exc
+
+    def close(self) -> None:
+        self.cursor.close()
+
+
+def _driver_error(raw: Any) -> type[Exception]:
+    if type(raw).__module__.startswith("sqlite3"):
+        import sqlite3
+
+        return sqlite3.Error
+    import psycopg
+
+    return psycopg.Error
