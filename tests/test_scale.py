@@ -159,6 +159,55 @@ def test_due_windows_plan_exactly_what_the_full_scans_planned(wh, campaigns):
     assert compared > 20
 
 
+def test_replenishment_due_window_plans_exactly_what_the_full_scan_planned(wh, campaigns):
+    """Replenishment keeps in SQL only the purchases whose reminder (purchase + 75 % of the
+    quantity-scaled interval, a per-row offset added with date_part('epoch', …)) is due this run:
+    the same rows as without that filter, hour after hour, for purchases minutes either side of
+    the boundary, of one and of two units (twice the interval), on both backends."""
+    from relance.campaigns.planner import calendar_params, offset_due_window, plan_rows
+
+    start = at("2026-11-20 00:00")
+    orders, items = [], []
+    # interval 40 days for both products, each with 40 usual one-unit purchases; "food" is only
+    # ever bought by the unit (reminder at 30 days), "food2" by two units in the tested orders:
+    # their usual quantity is the mean of the other 48 lines, (40 + 8 × 2) / 48
+    two_units_days = 0.75 * 40 * 2 / ((40 + 8 * 2) / 48)
+    for product_id, quantity, days in (("food", 1, 30), ("food2", 2, two_units_days)):
+        for k, minutes in enumerate((-1500, -61, -59, -1, 0, 1, 59, 61, 150)):
+            key = f"{product_id}k{k}"
+            when = start - timedelta(days=days, minutes=-minutes)
+            orders.append({"order_id": f"o{key}", "customer_id": f"c{key}", "ordered_at": when, "revenue": 10.0,
+                           "currency": "EUR", "status": "completed", "status_at": when, "message_id": f"m{key}"})
+            items.append({"order_id": f"o{key}", "line_no": 1, "product_id": product_id, "quantity": quantity,
+                          "price": 10.0})
+        for n in range(40):  # the product's usual purchase: one unit
+            key, when = f"{product_id}u{n}", start - timedelta(days=200, hours=n)
+            orders.append({"order_id": f"o{key}", "customer_id": f"c{key}", "ordered_at": when, "revenue": 10.0,
+                           "currency": "EUR", "status": "completed", "status_at": when, "message_id": f"m{key}"})
+            items.append({"order_id": f"o{key}", "line_no": 1, "product_id": product_id, "quantity": 1,
+                          "price": 10.0})
+    with wh.begin() as conn:
+        wh.insert_rows("orders", orders, conn)
+        wh.insert_rows("order_items", items, conn)
+        wh.insert_rows("product_repurchase_intervals", [
+            {"product_id": product_id, "interval_days": 40.0, "gaps": 50, "repeat_buyers": 20, "buyers": 60,
+             "as_of": start.date()} for product_id in ("food", "food2")], conn)
+    campaign = campaigns["replenishment"]
+    compared = 0
+    for hour in range(-3, 4):
+        as_of = start + timedelta(hours=hour)
+        params = {"as_of": as_of, "since": as_of - campaign.lookback_td, "campaign_id": campaign.id,
+                  **calendar_params(as_of)}
+        windowed = wh.query(campaign.trigger_sql, {**params, **offset_due_window(campaign, as_of)})
+        full = wh.query(campaign.trigger_sql, {**params, "offset_due_from_epoch": -1e12,
+                                               "offset_due_to_epoch": 1e12})
+        assert len(windowed) < len(full)
+        new, old = plan_rows(campaign, windowed, as_of, "r"), plan_rows(campaign, full, as_of, "r")
+        assert sorted(r["send_key"] for r in new) == sorted(r["send_key"] for r in old), as_of
+        compared += len(old)
+    assert compared >= 20
+
+
 def test_due_windows_cover_every_step_and_merge_beyond_four():
     from relance.campaigns.planner import DUE_WINDOWS, due_windows
 

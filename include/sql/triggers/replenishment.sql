@@ -8,7 +8,10 @@
 -- the prefix), trigger_at (the purchase), delay_offset_hours (75 % of the scaled interval:
 -- the planner adds it to the step's delay), product_id, quantity, interval_days (learned,
 -- per usual purchase) and scaled_interval_days (context).
--- Parameters: :as_of, :since (keep the lookback longer than 75 % of the 365-day cap).
+-- Parameters: :as_of, :since (keep the lookback longer than 75 % of the 365-day cap),
+-- :offset_due_from_epoch / :offset_due_to_epoch (relance.campaigns.planner.offset_due_window:
+-- epoch seconds; only purchases whose reminder falls in them — due this run, a second either
+-- side — are returned: a first run on a 1M shop read 900k purchases to plan 6k reminders).
 -- A re-purchase is a new trigger; the older one exits.
 WITH lines AS (
     SELECT o.customer_id, oi.product_id, o.order_id, o.ordered_at, SUM(oi.quantity) AS quantity
@@ -45,9 +48,14 @@ scaled AS (
 SELECT customer_id,
        product_id || '|' || order_id AS trigger_id,
        ordered_at AS trigger_at,
-       0.75 * 24 * (CASE WHEN scaled_days > 365 THEN 365 ELSE scaled_days END) AS delay_offset_hours,
+       0.75 * 24 * capped_days AS delay_offset_hours,
        product_id,
        quantity,
        interval_days,
-       CASE WHEN scaled_days > 365 THEN 365 ELSE scaled_days END AS scaled_interval_days
-FROM scaled
+       capped_days AS scaled_interval_days
+FROM (
+    SELECT s.*, CASE WHEN scaled_days > 365 THEN 365 ELSE scaled_days END AS capped_days
+    FROM scaled s
+) capped
+WHERE date_part('epoch', ordered_at) + 0.75 * 86400 * capped_days > :offset_due_from_epoch
+  AND date_part('epoch', ordered_at) + 0.75 * 86400 * capped_days <= :offset_due_to_epoch

@@ -127,6 +127,20 @@ def due_windows(campaign: Campaign, as_of: datetime, live_since: datetime | None
     return out
 
 
+def offset_due_window(campaign: Campaign, as_of: datetime, live_since: datetime | None = None) -> dict[str, float]:
+    """For trigger SQL whose rows carry a per-row ``delay_offset_hours`` (replenishment): the
+    bounds, in epoch seconds, of ``trigger_at + offset`` for some step to be due now —
+    ``(horizon_start - longest delay, as_of - shortest delay]``, a second wider either side (the
+    SQL adds the offset in floating point; :func:`plan_rows` keeps the exact test). The SQL
+    keeps only those rows instead of returning every purchase of its lookback."""
+    horizon_start = as_of - campaign.max_lateness_td
+    if live_since is not None:
+        horizon_start = max(horizon_start, live_since - timedelta(microseconds=1))
+    delays = [step.delay_td for step in campaign.steps]
+    return {"offset_due_from_epoch": (horizon_start - max(delays)).timestamp() - 1,
+            "offset_due_to_epoch": (as_of - min(delays)).timestamp() + 1}
+
+
 def _json_default(value: Any) -> str:
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
@@ -142,14 +156,27 @@ def plan_rows(campaign: Campaign, triggers: list[dict[str, Any]], as_of: datetim
     horizon_start = as_of - campaign.max_lateness_td
     if live_since is not None:
         horizon_start = max(horizon_start, live_since - timedelta(microseconds=1))
+    # per step, parsed once: most trigger rows make no step due this hour (a first run reads
+    # every replenishment purchase of 280 days), so nothing else is computed for them
+    steps = [(number, step, step.delay_td, campaign.channels_for(step))
+             for number, step in enumerate(campaign.steps, start=1)]
     rows = []
     for trig in triggers:
         if trig.get("trigger_at") in (None, "") and trig.get("trigger_local_date"):
             trig = {**trig, "trigger_at": local_midnight(trig["trigger_local_date"], trig.get("timezone"))}
-        missing = [c for c in REQUIRED_COLUMNS if trig.get(c) in (None, "")]
-        if missing:
+        required = [trig.get(c) for c in REQUIRED_COLUMNS]
+        if None in required or "" in required:
+            missing = [c for c in REQUIRED_COLUMNS if trig.get(c) in (None, "")]
             raise ValueError(f"trigger SQL {campaign.trigger_sql}.sql returned a row without {missing}: {trig}")
         trigger_at = utc(trig["trigger_at"])
+        # a trigger may shift every step by a per-row offset (replenishment: 75 % of the
+        # product's learned repurchase interval), computed as a plain number in SQL
+        offset_hours = trig.get("delay_offset_hours")
+        start = trigger_at + timedelta(hours=float(offset_hours)) if offset_hours else trigger_at
+        due = [(number, step, start + delay, channels) for number, step, delay, channels in steps
+               if horizon_start < start + delay <= as_of]
+        if not due:
+            continue
         # history_at: when the trigger's story began, if before trigger_at (an order's status
         # notice: the order) — a story begun before go-live is the old system's to tell
         began_at = utc(trig["history_at"]) if trig.get("history_at") not in (None, "") else trigger_at
@@ -159,14 +186,7 @@ def plan_rows(campaign: Campaign, triggers: list[dict[str, Any]], as_of: datetim
         context = {k: (utc(v).isoformat() if k.endswith("_at") else v)
                    for k, v in trig.items() if k not in TRIGGER_COLUMNS and v is not None}
         variant = assign_variant(campaign, customer_id)
-        # a trigger may shift every step by a per-row offset (replenishment: 75 % of the
-        # product's learned repurchase interval), computed as a plain number in SQL
-        offset = timedelta(hours=float(trig.get("delay_offset_hours") or 0))
-        for number, step in enumerate(campaign.steps, start=1):
-            due_at = trigger_at + step.delay_td + offset
-            if not (horizon_start < due_at <= as_of):
-                continue
-            channels = campaign.channels_for(step)
+        for number, step, due_at, channels in due:
             rows.append({
                 "send_key": send_key(campaign.id, number, customer_id, trigger_id),
                 "campaign_id": campaign.id, "campaign_version": campaign.version_hash,
@@ -241,6 +261,7 @@ def plan_campaign(wh: Warehouse, campaign: Campaign, as_of: datetime, run_id: st
             return {"campaign_id": campaign.id, "enabled": False, "triggers": 0, "due": 0, "planned": 0}
         went_live = live_since(wh, conn)
         params.update(due_windows(campaign, as_of, went_live))
+        params.update(offset_due_window(campaign, as_of, went_live))
         triggers = transforms.apply(campaign.trigger_transform, wh.query(campaign.trigger_sql, params, conn), as_of)
         rows = plan_rows(campaign, triggers, as_of, run_id, went_live)
         # send_time: best_hour — a send_after at the customer's best local hour, and the A/B arm

@@ -7,6 +7,7 @@ customers' addresses and names among them."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -29,6 +30,7 @@ def make_engine(uri: str) -> Engine:
             cur.execute("PRAGMA busy_timeout=120000")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
+            dbapi_conn.create_function("date_part", 2, date_part, deterministic=True)
 
         @sa.event.listens_for(engine, "begin")
         def _on_begin(conn):
@@ -36,3 +38,15 @@ def make_engine(uri: str) -> Engine:
 
         return engine
     return sa.create_engine(uri, pool_pre_ping=True, pool_size=5, max_overflow=10, hide_parameters=True)
+
+
+def date_part(field: str, value: str | None) -> float | None:
+    """PostgreSQL's ``date_part('epoch', ts)`` for SQLite, where timestamps are ISO text (naive =
+    UTC): seconds since 1970 as a float. Lets trigger SQL add a per-row number of hours to a
+    timestamp and compare it with a bound (replenishment's due window), the same text on both."""
+    if field != "epoch":
+        raise ValueError(f"date_part: only 'epoch' is supported on SQLite, not {field!r}")
+    if value is None:
+        return None
+    moment = datetime.fromisoformat(value)
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
