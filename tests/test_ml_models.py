@@ -586,3 +586,34 @@ def test_bgnbd_recovers_a_planted_population_and_ranks_the_alive_first():
     assert p[0] > p[1] and p[2] == 1.0
     e = bgnbd.expected_purchases(fitted, np.array([4.0, 4.0]), np.array([50.0, 10.0]), np.array([52.0, 52.0]))
     assert e[0] > e[1] > 0
+
+
+def test_write_frame_round_trips_nulls_dates_numbers_and_text(wh):
+    """The models' bulk writer (COPY binary on PostgreSQL, laid out by numpy) stores what the
+    frame holds: NaN and None as NULL, dates, integers, floats to the last bit, any text."""
+    import numpy as np
+
+    from relance.ml.frames import write_frame
+
+    day = date(2026, 11, 17)
+    rows = pd.DataFrame({"customer_id": ["c1", "ç-é ünïcode 🛒", "c3", "c" * 300],
+                         "as_of": day, "segment": ["loyal", "at_risk", "", "new"],
+                         "purchase_propensity": [0.1234567890123, np.nan, 1.0, 1e-300],
+                         "recency_days": [np.nan, 2.5, 0.0, -3.25],
+                         "frequency": np.array([0, 7, 2**31 - 1, 3]),
+                         "monetary": [12.34, 0.0, 99999999.99, 0.01],
+                         "expected_order_value": [1.0, 2.0, 3.0, 4.0],
+                         "model_version": ["segments@2026-11-17", None, "v", "v"]})
+    with wh.begin() as conn:
+        assert write_frame(wh, "customer_segments", rows, conn) == 4
+        assert write_frame(wh, "customer_segments", rows.iloc[:0], conn) == 0
+    back = pd.DataFrame(wh.query("SELECT customer_id, as_of, segment, purchase_propensity, recency_days, frequency, "
+                                 "monetary, expected_order_value, model_version FROM customer_segments"))
+    back = back.set_index("customer_id").loc[rows["customer_id"]]
+    assert [str(v)[:10] for v in back["as_of"]] == ["2026-11-17"] * 4
+    assert list(back["segment"]) == ["loyal", "at_risk", "", "new"]
+    for col in ("purchase_propensity", "recency_days", "monetary", "expected_order_value"):
+        got = back[col].astype(float).to_numpy()
+        assert np.array_equal(got, rows[col].to_numpy(float), equal_nan=True), col
+    assert list(back["frequency"].astype(int)) == [0, 7, 2**31 - 1, 3]
+    assert [None if pd.isna(v) else v for v in back["model_version"]] == ["segments@2026-11-17", None, "v", "v"]

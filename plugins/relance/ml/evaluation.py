@@ -42,7 +42,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from relance.ml.itemknn import COLD_WEIGHT, MAX_ITEMS, ItemKNN, catalog, eligibility, epoch_days, interactions
+from relance.ml.itemknn import (
+    COLD_WEIGHT,
+    MAX_ITEMS,
+    ItemKNN,
+    catalog,
+    eligibility,
+    epoch_days,
+    interactions,
+    order_lines,
+)
 from relance.ml.repeats import CUSTOMER_PRIOR_GAPS, expected_intervals, intervals_from_orders, learn_repeats
 from relance.warehouse import Warehouse
 
@@ -127,8 +136,9 @@ def holdout_split(wh: Warehouse, as_of: datetime, max_customers: int = 20_000,
         wh.execute("ml/clear_holdout_baskets", clear, conn)
         wh.insert_rows("ml_holdout_baskets", holdout_rows, conn)
     try:
-        touches = interactions(wh, as_of, holdout_run=run_id)
-        repeats = learn_repeats(wh, as_of, holdout_run=run_id, touches=touches)
+        lines = order_lines(wh, as_of, holdout_run=run_id)
+        touches = interactions(wh, as_of, holdout_run=run_id, lines=lines)
+        repeats = learn_repeats(wh, as_of, holdout_run=run_id, touches=touches, lines=lines)
         truth = pd.DataFrame(wh.query("ml/holdout_items", {"run_id": run_id}),
                              columns=["customer_id", "product_id"])
     finally:

@@ -38,7 +38,7 @@ import pandas as pd
 from scipy import sparse
 
 from relance.ml.evaluation import leave_last_basket_out
-from relance.ml.frames import read_frame, write_frame
+from relance.ml.frames import write_frame
 from relance.ml.itemknn import (
     BM25_B,
     BM25_K1,
@@ -62,6 +62,7 @@ from relance.ml.itemknn import (
     eligibility,
     epoch_days,
     interactions,
+    order_lines,
     top_k_per_row,
 )
 from relance.ml.repeats import (
@@ -88,15 +89,19 @@ RETENTION = timedelta(days=14)
 
 
 # -- side products --------------------------------------------------------------------------
-def complements(wh: Warehouse, as_of: datetime, n: int = COMPLEMENTS_N) -> pd.DataFrame:
-    """Co-purchase lift: (product_id, complement_id, score, support)."""
-    baskets = read_frame(wh, "ml/basket_items", {"since": as_of - HISTORY, "as_of": as_of})
+def complements(wh: Warehouse, as_of: datetime, n: int = COMPLEMENTS_N, lines: pd.DataFrame | None = None
+                ) -> pd.DataFrame:
+    """Co-purchase lift: (product_id, complement_id, score, support), from the distinct products
+    of each order (``lines``: :func:`order_lines` as of ``as_of``, read here if not given)."""
+    baskets = order_lines(wh, as_of) if lines is None else lines
     empty = pd.DataFrame(columns=["product_id", "complement_id", "score", "support"])
     if baskets.empty:
         return empty
     order_codes, _ = pd.factorize(baskets["order_id"])
     item_codes, items = pd.factorize(baskets["product_id"])
     matrix = sparse.csr_matrix((np.ones(len(baskets), np.float32), (order_codes, item_codes)))
+    matrix.sum_duplicates()
+    matrix.data[:] = 1.0  # an order holding a product on two lines counts it once
     counts = np.asarray(matrix.sum(axis=0)).ravel()
     co = (matrix.T @ matrix).tocoo()
     keep = (co.row != co.col) & (co.data >= MIN_SUPPORT)
@@ -139,8 +144,9 @@ def train_recommendations(wh: Warehouse, as_of: datetime, store: ModelStore | No
     timings: dict[str, float] = {}
     started = time.perf_counter()
     products = catalog(wh)
-    touches = interactions(wh, as_of)
-    repeats = learn_repeats(wh, as_of, touches=touches)
+    lines = order_lines(wh, as_of)  # one pass over the order lines: feedback, repeats, complements
+    touches = interactions(wh, as_of, lines=lines)
+    repeats = learn_repeats(wh, as_of, touches=touches, lines=lines)
     intervals = repeats.intervals
     consumables = set(intervals["product_id"])
     timings["read_s"] = round(time.perf_counter() - started, 2)
@@ -158,7 +164,8 @@ def train_recommendations(wh: Warehouse, as_of: datetime, store: ModelStore | No
     t = time.perf_counter()
     popularity = pd.Series(learned.popularity, index=learned.items)
     in_stock_popular = popularity[allowed[: len(learned.items)]].sort_values(ascending=False, kind="stable").head(FALLBACK_N)
-    comp = complements(wh, as_of)
+    comp = complements(wh, as_of, lines=lines)
+    del lines
     ups = upsells(products, popularity)
     similar = _similar_pairs(learned)
     timings["side_tables_s"] = round(time.perf_counter() - t, 2)

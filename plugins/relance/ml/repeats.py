@@ -36,8 +36,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from relance.ml.frames import read_frame
-from relance.ml.itemknn import HISTORY, ItemKNN
+from relance.ml.itemknn import ItemKNN, interactions, order_lines
 from relance.warehouse import Warehouse
 
 MIN_GAP_DAYS = 3.0
@@ -76,25 +75,51 @@ def repurchase_intervals(wh: Warehouse, as_of: datetime, holdout_run: str = "",
 
 
 def learn_repeats(wh: Warehouse, as_of: datetime, holdout_run: str = "", touches: pd.DataFrame | None = None,
-                  max_spread: float = MAX_SPREAD) -> Repeats:
+                  max_spread: float = MAX_SPREAD, lines: pd.DataFrame | None = None) -> Repeats:
     """Consumables, their intervals and each repeat buyer's own gaps, from the orders before as_of.
 
     ``holdout_run``: an offline evaluation's run id — the customers it holds out count only
-    with what they bought before their cutoff (``ml_holdout_baskets``). ``touches``: the
-    recommender's feedback read with the same ``holdout_run``
-    (:func:`relance.ml.itemknn.interactions`, the same window): buyers per product are counted
-    from it instead of another pass over every order line."""
-    params = {"since": as_of - HISTORY, "as_of": as_of, "holdout_run": holdout_run}
-    repeats = read_frame(wh, "ml/repeat_purchases", params)
+    with what they bought before their cutoff (``ml_holdout_baskets``). ``lines``: the order
+    lines read with the same ``holdout_run`` (:func:`relance.ml.itemknn.order_lines`; read here
+    if not given). ``touches``: the recommender's feedback from those lines
+    (:func:`relance.ml.itemknn.interactions`): buyers per product are counted from it."""
+    if lines is None:
+        lines = order_lines(wh, as_of, holdout_run)
     if touches is None:
-        buyers = read_frame(wh, "ml/product_buyers", params)
-    else:
-        buyers = touches.loc[touches["bought"].astype(bool), "product_id"].value_counts().rename("buyers")
-        repeat_buyers = repeats.drop_duplicates(["customer_id", "product_id"])["product_id"].value_counts()
-        buyers = pd.DataFrame({"buyers": buyers, "repeat_buyers": repeat_buyers.reindex(buyers.index).fillna(0)})
-        buyers = buyers.rename_axis("product_id").reset_index()
+        touches = interactions(wh, as_of, holdout_run, lines=lines)
+    repeats = repeat_orders(lines)
+    buyers = touches.loc[touches["bought"].astype(bool), "product_id"].value_counts().rename("buyers")
+    repeat_buyers = repeats.drop_duplicates(["customer_id", "product_id"])["product_id"].value_counts()
+    buyers = pd.DataFrame({"buyers": buyers, "repeat_buyers": repeat_buyers.reindex(buyers.index).fillna(0)})
+    buyers = buyers.rename_axis("product_id").reset_index()
     learned = intervals_from_orders(repeats, buyers, max_spread)
     return replace(learned, orders=repeats, buyers=buyers)
+
+
+def repeat_orders(lines: pd.DataFrame) -> pd.DataFrame:
+    """Every order of the (customer, product) pairs bought in at least two different orders, with
+    the units bought in it (the order's lines of the product summed; NaN if none is known):
+    (customer_id, product_id, ordered_at, quantity), in no particular order."""
+    columns = ["customer_id", "product_id", "ordered_at", "quantity"]
+    if lines.empty:
+        return pd.DataFrame(columns=columns)
+    customers, customer_index = pd.factorize(lines["customer_id"])
+    products, product_index = pd.factorize(lines["product_id"])
+    orders, _ = pd.factorize(lines["order_id"])
+    pair = customers.astype(np.int64) * max(len(product_index), 1) + products
+    per_line = pd.DataFrame({"pair": pair, "order": orders, "ordered_at": lines["ordered_at"].array,
+                             "quantity": lines["quantity"].to_numpy(float)})
+    grouped = per_line.groupby(["pair", "order"], sort=False)
+    per_order = pd.DataFrame({"ordered_at": grouped["ordered_at"].first(),
+                              "quantity": grouped["quantity"].sum(min_count=1)}).reset_index()
+    orders_per_pair = per_order["pair"].map(per_order["pair"].value_counts())
+    per_order = per_order[orders_per_pair.to_numpy() >= 2]
+    width = max(len(product_index), 1)
+    keys = per_order["pair"].to_numpy(np.int64)
+    return pd.DataFrame({"customer_id": np.asarray(customer_index, dtype=object)[keys // width],
+                         "product_id": np.asarray(product_index, dtype=object)[keys % width],
+                         "ordered_at": per_order["ordered_at"].array,
+                         "quantity": per_order["quantity"].to_numpy(float)})
 
 
 def intervals_from_orders(repeats: pd.DataFrame, buyers: pd.DataFrame, max_spread: float = MAX_SPREAD) -> Repeats:
