@@ -1,6 +1,7 @@
 """Content queries fetched for many rows at once (relance.dispatch.content.query_many /
-fetch_content, what the send loop does) give exactly what the per-row query gives, row by row
-and in its order — for every content query of include/sql/content, on both backends, against a
+fetch_content, what the send loop does: one statement for many rows on PostgreSQL, the per-row
+statement through the DB-API cursor on SQLite) give exactly what the per-row query gives, row
+by row and in its order — for every content query of include/sql/content, on both backends, against a
 small shop with every table the queries read (learned neighbours, up-sells, complements,
 personal and fallback recommendations, consumables, segments, views, carts, searches, folded
 digest items), with more parameter sets than one statement takes and repeated sets."""
@@ -80,13 +81,14 @@ def _shop(wh, landing):
              "due": at(f"2026-11-20 07:{10 * (3 - n):02d}"), "d": "digest-ann" if n < 3 else "digest-bob"})
 
 
+#: minutes with an event (one a minute from 08:00): a bound on one of them decides whether it counts
+_ON_EVENTS = [at(f"2026-11-20 08:{m:02d}") for m in range(0, 60, 5)]
 #: candidate values of each parameter a content query may name
 POOL = {
     "customer_id": CUSTOMERS, "order_id": ORDERS, "product_id": PRODUCTS,
-    "as_of": [at("2026-11-20 09:00"), at("2026-11-20 08:30"), at("2026-11-19 12:00")],
-    "trigger_at": [at("2026-11-20 07:00"), at("2026-11-20 08:30")],
-    "browse_started_at": [at("2026-11-20 08:00"), at("2026-11-20 08:40")],
-    "cart_started_at": [at("2026-11-20 08:00"), at("2026-11-20 08:40")],
+    "as_of": [at("2026-11-20 09:00"), at("2026-11-19 12:00"), *_ON_EVENTS],
+    "trigger_at": [at("2026-11-20 07:00"), *_ON_EVENTS],
+    "browse_started_at": _ON_EVENTS, "cart_started_at": _ON_EVENTS,
     "search_query": ["", "croq", "arbre"], "search_category": ["", "chien", "fleurs"],
     "send_key": ["digest-ann", "digest-bob", "none"],
 }
@@ -103,7 +105,8 @@ def test_every_content_query_fetched_for_many_rows_is_the_per_row_query(wh, tmp_
         sets = [{name: rng.choice(POOL[name]) for name in names} for _ in range(2 * CONTENT_CHUNK + 17)]
         sets += sets[:9]  # repeated sets (fetched once)
         per_row = [wh.query(f"content/{query}", params) for params in sets]
-        assert query_many(wh, query, sets) == per_row, query
+        with wh.pinned(autocommit=True) as reader:  # as the send loop reads (the cursor's path on SQLite)
+            assert query_many(reader, query, sets) == per_row, query
         nonempty += sum(1 for rows in per_row if len(rows) > 1)
     assert nonempty > 100  # the shop gives the queries something to order
 
@@ -126,7 +129,8 @@ def test_fetched_content_builds_the_same_context_as_per_row_queries(wh, tmp_path
                          "context": json.dumps(context), "first_name": who, "email": f"{who}@example.com",
                          "locale": "fr"})
     rows.append({**rows[0], "send_key": "unknown-campaign", "campaign_id": "gone"})
-    fetched = fetch_content(wh, campaigns, rows, as_of)
+    with wh.pinned(autocommit=True) as reader:
+        fetched = fetch_content(reader, campaigns, rows, as_of)
     assert fetched["unknown-campaign"] == {}
     for row in rows[:-1]:
         campaign = campaigns[row["campaign_id"]]

@@ -18,6 +18,7 @@ from relance.campaigns.config import Campaign, Step
 from relance.dispatch.digests import digest_sections
 from relance.timeutil import utc
 from relance.warehouse import Warehouse, load_sql
+from relance.warehouse.cursor import CursorStatements
 
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
@@ -104,8 +105,11 @@ def _many_sql(query: str, sets: int) -> str:
 
 
 def query_many(wh: Warehouse, query: str, param_sets: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """The rows of the content query ``query`` for each parameter set, in one statement per
-    CONTENT_CHUNK sets (identical sets queried once)."""
+    """The rows of the content query ``query`` for each parameter set (identical sets queried
+    once). PostgreSQL: one statement per CONTENT_CHUNK sets (:func:`_many_sql`), one round trip
+    instead of one per set. SQLite (in the process, no round trip; a statement compiled per
+    connection, and a send task's connection lives one batch): the per-row statement for each
+    set through the DB-API cursor of a pinned connection, compiled once, in one read transaction."""
     distinct: dict[tuple, int] = {}
     unique: list[dict[str, Any]] = []
     which = []
@@ -115,7 +119,13 @@ def query_many(wh: Warehouse, query: str, param_sets: list[dict[str, Any]]) -> l
             distinct[key] = len(unique)
             unique.append(params)
         which.append(distinct[key])
-    results: list[list[dict[str, Any]]] = [[] for _ in unique]
+    if wh.is_sqlite:
+        if getattr(wh, "_pinned", None) is not None:
+            results = CursorStatements(wh).query_each(f"content/{query}", unique)
+        else:
+            results = [wh.query(f"content/{query}", params) for params in unique]
+        return [results[i] for i in which]
+    results = [[] for _ in unique]
     for start in range(0, len(unique), CONTENT_CHUNK):
         chunk = unique[start:start + CONTENT_CHUNK]
         bound = {f"{name}__{i}": value for i, params in enumerate(chunk) for name, value in params.items()}

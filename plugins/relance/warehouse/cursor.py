@@ -74,6 +74,33 @@ class CursorStatements:
         except self.driver_error as exc:
             raise sa.exc.DBAPIError.instance(name, None, exc, self.driver_error, hide_parameters=True) from exc
 
+    def query_each(self, name: str, param_sets: list[Mapping[str, Any]]) -> list[list[dict[str, Any]]]:
+        """The rows (dicts) of the query of ``include/sql/<name>.sql`` for each parameter set, on
+        SQLite in one read transaction (one snapshot, no write lock), on PostgreSQL one round
+        trip each."""
+        sql, to_db, cursor = self._text(name), self.to_db, self.cursor
+        results = []
+        try:
+            if self.is_sqlite:
+                cursor.execute("BEGIN")
+            try:
+                for params in param_sets:
+                    values = {key: to_db(value) for key, value in params.items()}
+                    if self.is_sqlite:
+                        cursor.execute(sql, values)
+                    else:
+                        cursor.execute(sql, values, prepare=True)
+                    keys = [column[0] for column in cursor.description]
+                    results.append([dict(zip(keys, row, strict=True)) for row in cursor.fetchall()])
+            finally:
+                if self.is_sqlite:
+                    cursor.execute("COMMIT")
+                elif not self.raw.autocommit:
+                    self.raw.commit()
+        except self.driver_error as exc:
+            raise sa.exc.DBAPIError.instance(name, None, exc, self.driver_error, hide_parameters=True) from exc
+        return results
+
     def close(self) -> None:
         self.cursor.close()
 
