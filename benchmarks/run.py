@@ -6,6 +6,8 @@ figures depend on the machine; compare them as ratios, on the same machine.
     python -m benchmarks.run --sizes 10000,100000 --backends sqlite,postgresql
     python -m benchmarks.run --sizes 1000000 --backends postgresql   # adds to the same results
     python -m benchmarks.run --report                                # tables only
+    python -m benchmarks.run --sizes 1000000 --on-warehouse postgresql://postgres@127.0.0.1:5432/relance_bench_1m
+        # the planning stages only, on a copy of a warehouse already loaded (benchmarks.replicate)
 
 Results are merged into ``.local/bench.json`` (a size measured again replaces its rows) and
 written as markdown, one table per size (``.local/bench.md``): wall time and peak memory of
@@ -173,7 +175,8 @@ def _detail(row: dict) -> str:
     if "lines" in res:
         return f"{res['lines']:,} lines"
     if row["stage"].startswith("plan_") and isinstance(res, dict):
-        return f"{sum(v for v in res.values() if isinstance(v, int)):,} messages planned"
+        replicated = " (on a 100k warehouse replicated 10×: `benchmarks.replicate`)" if row.get("warehouse") else ""
+        return f"{sum(v for v in res.values() if isinstance(v, int)):,} messages planned{replicated}"
     if "customers" in res:
         return f"{res['customers']:,} customers"
     return ""
@@ -237,11 +240,22 @@ def main() -> int:
     parser.add_argument("--backends", default="postgresql,sqlite")
     parser.add_argument("--out", default=str(ROOT / ".local" / "bench.json"))
     parser.add_argument("--report", action="store_true", help="only print the markdown tables of the results")
+    parser.add_argument("--on-warehouse", metavar="URL",
+                        help="PostgreSQL warehouse already loaded (e.g. by benchmarks.replicate) for the one size "
+                             "given: only the planning stages, each run on a fresh copy of it")
     args = parser.parse_args()
     out = Path(args.out)
     if args.report:
         print(report(out))
         print(f"written to {out.with_suffix('.md')}")
+        return 0
+    if args.on_warehouse:
+        SIZE = int(args.sizes)
+        results = plan_on_copy(args.on_warehouse, SIZE)
+        stages = {r["stage"] for r in results}
+        _merge(out, [r for r in _load(out) if r["customers"] == SIZE and r.get("backend") == "postgresql"
+                     and r["stage"] not in stages] + results)
+        print(report(out))
         return 0
     print(f"{'customers':>10} {'backend':<11} {'stage':<20} {'wall s':>8} {'peak MB':>8}  result")
     for size in [int(s) for s in args.sizes.split(",")]:
@@ -271,6 +285,33 @@ def main() -> int:
     print(f"\nwritten to {out}; ru_maxrss of this machine's children, {os.cpu_count()} cores\n")
     print(report(out))
     return 0
+
+
+def plan_on_copy(source: str, size: int) -> list[dict]:
+    """The two planning stages on a copy of ``source`` (``CREATE DATABASE … TEMPLATE``: the
+    source is left as it was, so the first run plans the backlog every time): for sizes whose
+    import takes longer than a bench should (1M: a 100k warehouse replicated 10×). The rows
+    are marked ``warehouse: replicated`` and replace the size's planning rows."""
+    import sqlalchemy as sa
+
+    url = sa.engine.make_url(source)
+    copy = f"bench_plan_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(url.set(database="postgres"), poolclass=sa.pool.NullPool,
+                             isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{copy}" TEMPLATE "{url.database}"'))
+    results = []
+    try:
+        target = url.set(database=copy).render_as_string(hide_password=False)
+        for stage in ("plan_all_campaigns", "plan_next_hour"):
+            row = run_stage(stage, "", target)
+            results.append({"customers": size, "backend": "postgresql", "warehouse": "replicated", **row})
+            print(f"{size:>10} {'postgresql':<11} {stage:<20} {row['wall_s']:>8} {row['peak_mb']:>8}  "
+                  f"cpu {row['cpu_s']} s  {row['result']}", flush=True)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{copy}"'))
+    return results
 
 
 SIZE = 0
