@@ -76,6 +76,15 @@ def _field(values: pd.Series, oid: int) -> tuple[np.ndarray, np.ndarray, np.ndar
     """One column in COPY binary: (bytes per row, -1 for NULL; the values' bytes; for text, the
     row → offset into those bytes, else None: fixed width, one row after the other)."""
     kind = _BINARY[oid]
+    if isinstance(values.dtype, pd.CategoricalDtype):  # each distinct value laid out once
+        codes = values.cat.codes.to_numpy().astype(np.int64)
+        lengths, data, offsets = _field(pd.Series(values.cat.categories), oid)
+        safe = np.where(codes >= 0, codes, 0)
+        rows = np.where(codes >= 0, lengths[safe] if len(lengths) else 0, -1)
+        if offsets is not None:
+            return rows, data, offsets[safe] if len(offsets) else np.zeros(len(codes), np.int64)
+        width = len(data) // max(len(lengths), 1)
+        return rows, data.reshape(-1, width)[safe].reshape(-1) if len(lengths) else np.zeros(0, np.uint8), None
     if kind == "text":
         codes, uniques = pd.factorize(values, use_na_sentinel=True)
         encoded = [str(u).encode() for u in uniques]

@@ -176,11 +176,11 @@ def train_recommendations(wh: Warehouse, as_of: datetime, store: ModelStore | No
                              "rank": np.arange(1, len(in_stock_popular) + 1),
                              "score": np.round(in_stock_popular.to_numpy(float) / top_pop, 6),
                              "as_of": day, "model_version": version})
-    rows = pd.concat([rows, fallback], ignore_index=True) if len(fallback) else rows
     t = time.perf_counter()
     with wh.begin() as conn:
         wh.execute("ml/delete_recommendations", {"as_of": day, "oldest": day - RETENTION}, conn)
         write_frame(wh, "recommendations", rows, conn)
+        write_frame(wh, "recommendations", fallback, conn)
         for table, frame, cols in (
                 ("product_complements", comp, ["product_id", "complement_id", "score"]),
                 ("product_similarities", similar, ["product_id", "similar_id", "score"]),
@@ -212,7 +212,7 @@ def train_recommendations(wh: Warehouse, as_of: datetime, store: ModelStore | No
                             "min_support": MIN_SUPPORT, "min_lift": MIN_LIFT},
         "data": {**model.stats, "in_stock_products": int(allowed.sum()), "consumables": len(consumables),
                  "consumables_per_unit": int(intervals["per_unit"].sum()) if len(intervals) else 0},
-        "outputs": {"recommendations": len(rows), "customers_with_recommendations": int((top_items[:, 0] >= 0).sum()),
+        "outputs": {"recommendations": len(rows) + len(fallback), "customers_with_recommendations": int((top_items[:, 0] >= 0).sum()),
                     "product_complements": len(comp), "product_similarities": len(similar),
                     "product_upsells": len(ups), "product_repurchase_intervals": len(intervals)},
         "evaluation": evaluation,
@@ -224,7 +224,7 @@ def train_recommendations(wh: Warehouse, as_of: datetime, store: ModelStore | No
                  "items.txt": "\n".join(map(str, learned.items)).encode()}
     card_uri = (store or ModelStore()).save(MODEL, day, card, artifacts)
     summary = {"as_of": day.isoformat(), "customers": card["outputs"]["customers_with_recommendations"],
-               "recommendations": len(rows), "complements": len(comp), "repurchase_intervals": len(intervals),
+               "recommendations": len(rows) + len(fallback), "complements": len(comp), "repurchase_intervals": len(intervals),
                "card": card_uri}
     for name in ("recommender", "popularity"):
         if name in evaluation:
@@ -242,10 +242,15 @@ def _similar_pairs(model: ItemKNN) -> pd.DataFrame:
 
 def _recommendation_frame(model: ItemKNN, top_items: np.ndarray, top_scores: np.ndarray, day: date,
                           version: str) -> pd.DataFrame:
-    users = np.repeat(np.asarray(model.users), top_items.shape[1])
+    """One row per (customer, rank); the ids, the day and the version as categoricals (millions
+    of rows, a few distinct values: the writer lays each distinct value out once)."""
+    users = np.repeat(np.arange(len(model.users)), top_items.shape[1])
     ranks = np.tile(np.arange(1, top_items.shape[1] + 1), top_items.shape[0])
     flat = top_items.ravel()
     keep = flat >= 0
-    return pd.DataFrame({"customer_id": users[keep], "product_id": np.asarray(model.items)[flat[keep]],
+    n = int(keep.sum())
+    return pd.DataFrame({"customer_id": pd.Categorical.from_codes(users[keep], categories=model.users),
+                         "product_id": pd.Categorical.from_codes(flat[keep], categories=model.items),
                          "rank": ranks[keep], "score": np.round(top_scores.ravel()[keep].astype(float), 6),
-                         "as_of": day, "model_version": version})
+                         "as_of": pd.Categorical.from_codes(np.zeros(n, np.int8), categories=[day]),
+                         "model_version": pd.Categorical.from_codes(np.zeros(n, np.int8), categories=[version])})

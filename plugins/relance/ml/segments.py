@@ -139,16 +139,22 @@ def _design(features: pd.DataFrame, columns: list[str] = PROPENSITY_FEATURES) ->
     return features[columns].to_numpy(dtype=float).clip(min=0)
 
 
-def _snapshots(wh: Warehouse, newest: datetime, first: pd.DataFrame | None = None
+def _snapshots(wh: Warehouse, newest: datetime, first: pd.DataFrame | None = None,
+               buyers: dict[tuple[datetime, datetime], set[str]] | None = None
                ) -> tuple[list[pd.DataFrame], list[np.ndarray]]:
     """``STACKED_SNAPSHOTS`` feature snapshots (newest first, ``first`` = the newest if already
-    read) and their labels: an order in the 90 days after each."""
+    read) and their labels: an order in the 90 days after each (``buyers``: the label windows
+    already read, by (start, end) — the refit's newest window is the held-out one)."""
     frames, labels = [], []
+    buyers = {} if buyers is None else buyers
     for i in range(STACKED_SNAPSHOTS):
         moment = newest - i * STACK_STEP
         frame = first if i == 0 and first is not None else customer_features(wh, moment, snapshot=True)
         frames.append(frame)
-        labels.append(frame.index.isin(purchase_labels(wh, moment, moment + HORIZON)).astype(int))
+        window = (moment, moment + HORIZON)
+        if window not in buyers:
+            buyers[window] = purchase_labels(wh, *window)
+        labels.append(frame.index.isin(buyers[window]).astype(int))
     return frames, labels
 
 
@@ -188,7 +194,8 @@ def train_propensity(wh: Warehouse, as_of: datetime) -> tuple[Any | None, dict[s
     train_x, train_y = _with_bgnbd(train_frames, params), np.concatenate(train_labels)
     test_raw = customer_features(wh, t1, snapshot=True)
     test_x = bgnbd.features(test_raw, params)
-    test_y = test_x.index.isin(purchase_labels(wh, t1, as_of)).astype(int)
+    buyers = {(t1, as_of): purchase_labels(wh, t1, as_of)}  # label windows read once (the refit reuses this one)
+    test_y = test_x.index.isin(buyers[(t1, as_of)]).astype(int)
     card: dict[str, Any] = {
         "target": "at least one order in the 90 days after as_of",
         "features": PROPENSITY_FEATURES,
@@ -230,7 +237,7 @@ def train_propensity(wh: Warehouse, as_of: datetime) -> tuple[Any | None, dict[s
         card["candidates"] = {name: {k: v for k, v in figures.items() if k != "reliability"}
                               for name, figures in held_out.items()}
         # refit on the latest windows (BG/NBD fitted again on the newest of them)
-        latest_frames, latest_labels = _snapshots(wh, t1, first=test_raw)
+        latest_frames, latest_labels = _snapshots(wh, t1, first=test_raw, buyers=buyers)
         params = bgnbd.fit_frame(test_raw)
         model = _fit_propensity(_design(_with_bgnbd(latest_frames, params)), np.concatenate(latest_labels),
                                 kinds[chosen])
