@@ -38,6 +38,7 @@ from collections import deque
 from typing import Any, Protocol
 
 from relance import settings
+from relance.warehouse.cursor import CursorStatements
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,8 @@ class WarehouseSlots:
             self.wh.execute("ratelimit/session_async_commit")
         self.limiter_id = limiter_id
         self.wh.execute("ratelimit/ensure_rate_limiter", {"limiter_id": limiter_id})
+        # a reservation every few sends: straight through the DB-API cursor (the same statement)
+        self._cursor = CursorStatements(self.wh) if getattr(self.wh, "_pinned", None) is not None else None
 
     def close(self) -> None:
         try:
@@ -91,8 +94,11 @@ class WarehouseSlots:
             self._stack.close()
 
     def reserve(self, slots: int, spacing: float, now: float) -> float:
-        rows = self.wh.query("ratelimit/reserve_send_slots", {"limiter_id": self.limiter_id, "slots": slots,
-                                                           "spacing": float(spacing), "now": float(now)})
+        params = {"limiter_id": self.limiter_id, "slots": slots, "spacing": float(spacing), "now": float(now)}
+        if self._cursor is not None:
+            rows = self._cursor.returning("ratelimit/reserve_send_slots", params)
+        else:
+            rows = self.wh.query("ratelimit/reserve_send_slots", params)
         return float(rows[0]["next_slot_at"])
 
     def give_back(self, end: float, first_unused: float) -> bool:

@@ -47,32 +47,38 @@ class CursorStatements:
 
     def execute(self, name: str, params: Mapping[str, Any]) -> int:
         """Run the statement of ``include/sql/<name>.sql`` and commit; returns the row count."""
-        sql, to_db, cursor = self._text(name), self.to_db, self.cursor
+        return self._write(name, params, False)[0]
+
+    def returning(self, name: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Run the statement (``UPDATE … RETURNING``) and commit; returns the rows it returned."""
+        return self._write(name, params, True)[1]
+
+    def _write(self, name: str, params: Mapping[str, Any], fetch: bool) -> tuple[int, list[dict[str, Any]]]:
+        sql, to_db, cursor, raw = self._text(name), self.to_db, self.cursor, self.raw
         values = {key: to_db(value) for key, value in params.items()}
+        rows: list[dict[str, Any]] = []
         try:
-            if self.is_sqlite:
-                cursor.execute("BEGIN IMMEDIATE")
-                try:
-                    cursor.execute(sql, values)
-                    count = cursor.rowcount
-                    cursor.execute("COMMIT")
-                except BaseException:
-                    if self.raw.in_transaction:
-                        self.raw.rollback()
-                    raise
-                return count
             try:
-                cursor.execute(sql, values, prepare=True)
+                if self.is_sqlite:
+                    cursor.execute("BEGIN IMMEDIATE")
+                    cursor.execute(sql, values)
+                else:
+                    cursor.execute(sql, values, prepare=True)
+                if fetch:
+                    keys = [column[0] for column in cursor.description]
+                    rows = [dict(zip(keys, row, strict=True)) for row in cursor.fetchall()]
                 count = cursor.rowcount
-                if not self.raw.autocommit:  # a connection pinned without autocommit: its own commit
-                    self.raw.commit()
+                if self.is_sqlite:
+                    cursor.execute("COMMIT")
+                elif not raw.autocommit:  # a connection pinned without autocommit: its own commit
+                    raw.commit()
             except BaseException:
-                if not self.raw.autocommit:
-                    self.raw.rollback()
+                if raw.in_transaction if self.is_sqlite else not raw.autocommit:
+                    raw.rollback()
                 raise
-            return count
         except self.driver_error as exc:
             raise sa.exc.DBAPIError.instance(name, None, exc, self.driver_error, hide_parameters=True) from exc
+        return count, rows
 
     def query_each(self, name: str, param_sets: list[Mapping[str, Any]]) -> list[list[dict[str, Any]]]:
         """The rows (dicts) of the query of ``include/sql/<name>.sql`` for each parameter set, on
