@@ -57,6 +57,26 @@ def test_duplicate_delivery_across_folders_counts_once(wh, tmp_path):
     assert wh.scalar("SELECT COUNT(*) FROM events WHERE message_id = 'dup-1'") == 1
 
 
+def test_a_reused_message_id_merges_no_traits_whether_its_chunk_is_all_new_or_not(wh, tmp_path):
+    """The merge skips its duplicate-delivery probe only for a chunk whose calls were all new:
+    a messageId loaded from another file, re-sent with other traits and a later time, changes
+    nothing — alone in its file or among new calls (then the other calls' traits merge)."""
+    write_events(tmp_path, "2026-11-20 10", [identify("fay", "2026-11-20 10:00", message_id="m-fay",
+                                                       email="fay@example.com")])
+    write_events(tmp_path, "2026-11-20 11", [identify("fay", "2026-11-20 11:00", message_id="m-fay",
+                                                       email="other@example.com")])
+    write_events(tmp_path, "2026-11-20 12", [
+        identify("gus", "2026-11-20 12:00", email="gus@example.com"),
+        identify("fay", "2026-11-20 12:01", message_id="m-fay", email="third@example.com"),
+        identify("hal", "2026-11-20 12:02", email="hal@example.com")])
+    for hour in ("10", "11", "12"):
+        run_hour(wh, tmp_path, f"2026-11-20 {hour}")
+    emails = {r["customer_id"]: r["value"] for r in wh.query(
+        "SELECT customer_id, value FROM customer_traits WHERE trait = 'email'")}
+    assert emails == {"fay": "fay@example.com", "gus": "gus@example.com", "hal": "hal@example.com"}
+    assert wh.scalar("SELECT email FROM customers WHERE customer_id = 'fay'") == "fay@example.com"
+
+
 def test_late_event_in_a_later_folder_counts_as_of_its_own_timestamp(wh, tmp_path):
     write_events(tmp_path, "2026-11-20 15", [track("cy", "Product Added", "2026-11-20 09:30", product_id="p2")])
     run_hour(wh, tmp_path, "2026-11-20 15")

@@ -39,6 +39,20 @@ TS_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
 _PLAIN = frozenset({str, int, float, type(None)})  # values to_db leaves as they are
+_CONVERTED_ONCE = frozenset({datetime, date, bool})  # … and values it converts, hashable
+
+
+class _Converted(dict):
+    """value → ``to_db(value)``, computed once per distinct value (datetimes, dates, booleans:
+    the values ``to_db`` changes; equal values convert alike)."""
+
+    def __init__(self, to_db):
+        super().__init__()
+        self.to_db = to_db
+
+    def __missing__(self, value):
+        self[value] = out = self.to_db(value)
+        return out
 
 
 @functools.cache
@@ -140,7 +154,8 @@ class Warehouse:
                 return self.query(name_or_sql, params, own)
         result = conn.execute(self.statement(name_or_sql, params), self.params(params))
         keys = list(result.keys())  # zip: a RowMapping per row costs more than the row
-        return [dict(zip(keys, row, strict=True)) for row in result]
+        # fetchall: one driver call for the lot (iterating fetches row by row through SQLAlchemy)
+        return [dict(zip(keys, row, strict=True)) for row in result.fetchall()]
 
     def scalar(self, name_or_sql: str, params: Mapping[str, Any] | None = None,
                conn: Connection | None = None) -> Any:
@@ -237,9 +252,13 @@ class Warehouse:
             else:
                 into = target
             with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(into, cols)) as copy:
-                plain = _PLAIN
-                for row in rows:  # to_db only where a value needs it (the hot loop of a bulk load)
-                    copy.write_row([v if v.__class__ in plain else to_db(v) for v in map(row.get, columns)])
+                plain, once = _PLAIN, _CONVERTED_ONCE
+                # to_db only where a value needs it, once per distinct value (the rows of a bulk
+                # load share their timestamps: loaded_at, an order's time on its lines …)
+                converted = _Converted(to_db)
+                for row in rows:
+                    copy.write_row([v if v.__class__ in plain else converted[v] if v.__class__ in once else to_db(v)
+                                    for v in map(row.get, columns)])
             if not conflict:
                 return len(rows)
             cur.execute(sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT ({}) DO NOTHING").format(
