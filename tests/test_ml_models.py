@@ -201,6 +201,20 @@ def test_retraining_the_same_day_leaves_identical_tables(shop_wh, recommended, s
     assert dump_tables(shop_wh, tables) == before
 
 
+def test_scoring_in_chunks_streamed_to_the_table_writes_the_same_rows(shop_wh, recommended, store, monkeypatch):
+    """Customers are scored a chunk at a time, each chunk written while the next is scored: any
+    chunk size gives the rows of one chunk for everyone (and the same counts)."""
+    from relance.ml import recommender
+
+    tables = ["recommendations", "product_complements", "product_similarities", "product_upsells",
+              "product_repurchase_intervals"]
+    before = dump_tables(shop_wh, tables)
+    monkeypatch.setattr(recommender, "SCORE_CHUNK", 7)
+    again = train_recommendations(shop_wh, DAY1, store, evaluate=False)
+    assert dump_tables(shop_wh, tables) == before
+    assert (again["customers"], again["recommendations"]) == (recommended["customers"], recommended["recommendations"])
+
+
 def test_recommender_model_card(recommended, store, tmp_path_factory):
     card = store.card("recommender", DAY1.date())
     assert card["training_window"][1].startswith("2026-11-17")

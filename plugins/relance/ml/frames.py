@@ -6,6 +6,8 @@ as plain tuples; writing to PostgreSQL is one ``COPY … (FORMAT binary)`` laid 
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -39,30 +41,44 @@ def write_frame(wh: Warehouse, table: str, frame: pd.DataFrame, conn) -> int:
     (:func:`_binary_rows`: no Python object, no text formatting per value; NaN and None are
     NULL) — or ``(FORMAT csv)`` by pandas' CSV writer for a column type it does not lay out —,
     elsewhere :meth:`Warehouse.insert_rows`."""
-    if frame.empty:
+    return write_frames(wh, table, [frame], conn)
+
+
+def write_frames(wh: Warehouse, table: str, frames: Iterable[pd.DataFrame], conn) -> int:
+    """:func:`write_frame` for chunks of rows with the same columns, written as they come: given a
+    generator, the next chunk is computed while a background thread sends the previous one on
+    PostgreSQL (``QueuedLibpqWriter``), so the server inserts while Python computes."""
+    chunks = (frame for frame in frames if not frame.empty)
+    first = next(chunks, None)
+    if first is None:
         return 0
+    chunks = itertools.chain([first], chunks)
     if wh.is_sqlite or conn.dialect.driver != "psycopg":
-        return wh.insert_rows(table, _records(frame), conn)
+        return sum(wh.insert_rows(table, _records(frame), conn) for frame in chunks)
     from psycopg import sql
+    from psycopg.copy import QueuedLibpqWriter
 
     driver = conn.connection.driver_connection
-    columns = sql.SQL(", ").join(sql.Identifier(c) for c in frame.columns)
+    columns = sql.SQL(", ").join(sql.Identifier(c) for c in first.columns)
+    written = 0
     with driver.cursor() as cur:
         types = dict(cur.execute("SELECT attname, atttypid FROM pg_attribute WHERE attrelid = %s::regclass "
                                  "AND attnum > 0 AND NOT attisdropped", (table,)).fetchall())
-        oids = [types.get(c) for c in frame.columns]
+        oids = [types.get(c) for c in first.columns]
         binary = all(oid in _BINARY for oid in oids)
         statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT {})").format(
             sql.Identifier(table), columns, sql.SQL("binary" if binary else "csv"))
-        with cur.copy(statement) as copy:
+        with cur.copy(statement, writer=QueuedLibpqWriter(cur)) as copy:
             if binary:
                 copy.write(_BINARY_HEADER)
-            for lo in range(0, len(frame), 500_000):
-                part = frame.iloc[lo: lo + 500_000]
-                copy.write(_binary_rows(part, oids) if binary else part.to_csv(header=False, index=False))
+            for frame in chunks:
+                for lo in range(0, len(frame), 500_000):
+                    part = frame.iloc[lo: lo + 500_000]
+                    copy.write(_binary_rows(part, oids) if binary else part.to_csv(header=False, index=False))
+                written += len(frame)
             if binary:
                 copy.write(b"\xff\xff")  # the trailer: a tuple of -1 fields
-    return len(frame)
+    return written
 
 
 _BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags 0, no header extension

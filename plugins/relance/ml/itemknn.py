@@ -291,6 +291,8 @@ def _due_matrix(last_bought: sparse.csr_matrix, intervals: np.ndarray, now: np.n
 
 def _due_expected(last_bought: sparse.csr_matrix, expected: sparse.csr_matrix, now: np.ndarray) -> sparse.csr_matrix:
     coo = expected.tocoo()
+    if not coo.nnz:  # (scipy cannot index by two empty arrays)
+        return sparse.csr_matrix(expected.shape, dtype=np.float32)
     last = np.asarray(last_bought[coo.row, coo.col]).ravel()
     keep = (coo.data > 0) & (last > 0)
     due = due_score(now[coo.row[keep]] - last[keep], coo.data[keep]).astype(np.float32)

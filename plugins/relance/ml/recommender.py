@@ -38,7 +38,7 @@ import pandas as pd
 from scipy import sparse
 
 from relance.ml.evaluation import leave_last_basket_out
-from relance.ml.frames import write_frame
+from relance.ml.frames import write_frame, write_frames
 from relance.ml.itemknn import (
     BM25_B,
     BM25_K1,
@@ -86,6 +86,8 @@ MIN_LIFT = 2.0
 UPSELLS_N = 3
 UPSELL_PRICE_RATIO = (1.15, 3.0)
 RETENTION = timedelta(days=14)
+#: Customers scored per chunk of recommendations written (the COPY sends one while the next is scored).
+SCORE_CHUNK = 50_000
 
 
 # -- side products --------------------------------------------------------------------------
@@ -156,10 +158,8 @@ def train_recommendations(wh: Warehouse, as_of: datetime, store: ModelStore | No
     model = learned.with_cold_items(products)  # new products (no feedback yet) by content
     allowed, consumable = eligibility(model, products, consumables)
     item_intervals = intervals.set_index("product_id")["interval_days"].reindex(model.items).to_numpy(float)
-    top_items, top_scores = model.recommend(np.arange(len(model.users)), allowed, consumable, n=top_n,
-                                            intervals=item_intervals, now_days=float(epoch_days(as_of)[0]),
-                                            expected=expected_intervals(model, touches, repeats))
-    timings["train_and_score_s"] = round(time.perf_counter() - t, 2)
+    expected = expected_intervals(model, touches, repeats)
+    timings["train_s"] = round(time.perf_counter() - t, 2)
 
     t = time.perf_counter()
     popularity = pd.Series(learned.popularity, index=learned.items)
@@ -170,17 +170,29 @@ def train_recommendations(wh: Warehouse, as_of: datetime, store: ModelStore | No
     similar = _similar_pairs(learned)
     timings["side_tables_s"] = round(time.perf_counter() - t, 2)
 
-    rows = _recommendation_frame(model, top_items, top_scores, day, version)
     top_pop = float(in_stock_popular.max()) if len(in_stock_popular) else 1.0
     fallback = pd.DataFrame({"customer_id": "*", "product_id": in_stock_popular.index.astype(str),
                              "rank": np.arange(1, len(in_stock_popular) + 1),
                              "score": np.round(in_stock_popular.to_numpy(float) / top_pop, 6),
                              "as_of": day, "model_version": version})
+    served: list[int] = []  # customers with at least one recommendation, per chunk
+
+    def scored():
+        """Every customer's top ``top_n``, a chunk of customers at a time: written (COPY) while the
+        next chunk is scored."""
+        now = float(epoch_days(as_of)[0])
+        for lo in range(0, len(model.users), SCORE_CHUNK):
+            users = np.arange(lo, min(lo + SCORE_CHUNK, len(model.users)))
+            top_items, top_scores = model.recommend(users, allowed, consumable, n=top_n, intervals=item_intervals,
+                                                    now_days=now, expected=expected)
+            served.append(int((top_items[:, 0] >= 0).sum()))
+            yield _recommendation_frame(model, users, top_items, top_scores, day, version)
+
     t = time.perf_counter()
     with wh.begin() as conn:
         wh.execute("ml/delete_recommendations", {"as_of": day, "oldest": day - RETENTION}, conn)
-        write_frame(wh, "recommendations", rows, conn)
-        write_frame(wh, "recommendations", fallback, conn)
+        recommended = write_frames(wh, "recommendations", scored(), conn)
+        recommended += write_frame(wh, "recommendations", fallback, conn)
         for table, frame, cols in (
                 ("product_complements", comp, ["product_id", "complement_id", "score"]),
                 ("product_similarities", similar, ["product_id", "similar_id", "score"]),
@@ -189,7 +201,7 @@ def train_recommendations(wh: Warehouse, as_of: datetime, store: ModelStore | No
                  ["product_id", "interval_days", "gaps", "repeat_buyers", "buyers", "as_of"])):
             wh.execute(f"ml/clear_{table}", None, conn)  # whole-table refresh, same transaction
             write_frame(wh, table, frame[cols], conn)
-    timings["write_s"] = round(time.perf_counter() - t, 2)
+    timings["score_and_write_s"] = round(time.perf_counter() - t, 2)
 
     evaluation = (leave_last_basket_out(wh, as_of, top_n=top_n, max_customers=max_eval_customers,
                                         max_items=max_items) if evaluate else {"skipped": "evaluate=False"})
@@ -212,7 +224,7 @@ def train_recommendations(wh: Warehouse, as_of: datetime, store: ModelStore | No
                             "min_support": MIN_SUPPORT, "min_lift": MIN_LIFT},
         "data": {**model.stats, "in_stock_products": int(allowed.sum()), "consumables": len(consumables),
                  "consumables_per_unit": int(intervals["per_unit"].sum()) if len(intervals) else 0},
-        "outputs": {"recommendations": len(rows) + len(fallback), "customers_with_recommendations": int((top_items[:, 0] >= 0).sum()),
+        "outputs": {"recommendations": recommended, "customers_with_recommendations": sum(served),
                     "product_complements": len(comp), "product_similarities": len(similar),
                     "product_upsells": len(ups), "product_repurchase_intervals": len(intervals)},
         "evaluation": evaluation,
@@ -224,7 +236,7 @@ def train_recommendations(wh: Warehouse, as_of: datetime, store: ModelStore | No
                  "items.txt": "\n".join(map(str, learned.items)).encode()}
     card_uri = (store or ModelStore()).save(MODEL, day, card, artifacts)
     summary = {"as_of": day.isoformat(), "customers": card["outputs"]["customers_with_recommendations"],
-               "recommendations": len(rows) + len(fallback), "complements": len(comp), "repurchase_intervals": len(intervals),
+               "recommendations": recommended, "complements": len(comp), "repurchase_intervals": len(intervals),
                "card": card_uri}
     for name in ("recommender", "popularity"):
         if name in evaluation:
@@ -240,11 +252,12 @@ def _similar_pairs(model: ItemKNN) -> pd.DataFrame:
                          "score": np.round(best.data.astype(float), 6)})
 
 
-def _recommendation_frame(model: ItemKNN, top_items: np.ndarray, top_scores: np.ndarray, day: date,
-                          version: str) -> pd.DataFrame:
-    """One row per (customer, rank); the ids, the day and the version as categoricals (millions
-    of rows, a few distinct values: the writer lays each distinct value out once)."""
-    users = np.repeat(np.arange(len(model.users)), top_items.shape[1])
+def _recommendation_frame(model: ItemKNN, users: np.ndarray, top_items: np.ndarray, top_scores: np.ndarray,
+                          day: date, version: str) -> pd.DataFrame:
+    """One row per (customer, rank) of the given user rows; the ids, the day and the version as
+    categoricals (millions of rows, a few distinct values: the writer lays each distinct value
+    out once)."""
+    users = np.repeat(users, top_items.shape[1])
     ranks = np.tile(np.arange(1, top_items.shape[1] + 1), top_items.shape[0])
     flat = top_items.ravel()
     keep = flat >= 0
