@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import io
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -139,22 +140,61 @@ def _design(features: pd.DataFrame, columns: list[str] = PROPENSITY_FEATURES) ->
     return features[columns].to_numpy(dtype=float).clip(min=0)
 
 
-def _snapshots(wh: Warehouse, newest: datetime, first: pd.DataFrame | None = None,
-               buyers: dict[tuple[datetime, datetime], set[str]] | None = None
-               ) -> tuple[list[pd.DataFrame], list[np.ndarray]]:
-    """``STACKED_SNAPSHOTS`` feature snapshots (newest first, ``first`` = the newest if already
-    read) and their labels: an order in the 90 days after each (``buyers``: the label windows
-    already read, by (start, end) — the refit's newest window is the held-out one)."""
+class _Reads:
+    """The warehouse reads of a run, each done once: feature snapshots and label windows. With
+    ``prefetch`` (PostgreSQL), :meth:`prefetch` starts them on two threads, each on a connection
+    of its own, so the server computes the next snapshot while Python converts the previous one
+    and fits (at 1M customers each snapshot is a 1M-row aggregate)."""
+
+    def __init__(self, wh: Warehouse, prefetch: bool = False):
+        self.wh = wh
+        self.pool = ThreadPoolExecutor(max_workers=2) if prefetch and not wh.is_sqlite else None
+        self.done: dict[tuple, Future] = {}
+
+    def _get(self, key: tuple, read, *args):
+        if key not in self.done:
+            if self.pool is not None:
+                self.done[key] = self.pool.submit(read, self.wh, *args)
+            else:
+                self.done[key] = Future()
+                self.done[key].set_result(read(self.wh, *args))
+        return self.done[key]
+
+    def features(self, moment: datetime, snapshot: bool = True) -> pd.DataFrame:
+        return self._get(("features", moment, snapshot), customer_features, moment, snapshot).result()
+
+    def buyers(self, start: datetime, end: datetime) -> set[str]:
+        return self._get(("buyers", start, end), purchase_labels, start, end).result()
+
+    def prefetch(self, as_of: datetime) -> None:
+        """Start every read of :func:`build_segments` as of ``as_of``, in the order it needs them."""
+        if self.pool is None:
+            return
+        self._get(("features", as_of, False), customer_features, as_of, False)
+        t1 = as_of - HORIZON
+        t0 = t1 - HORIZON
+        for newest in (t0, t1):
+            for i in range(STACKED_SNAPSHOTS):
+                moment = newest - i * STACK_STEP
+                self._get(("features", moment, True), customer_features, moment, True)
+                self._get(("buyers", moment, moment + HORIZON), purchase_labels, moment, moment + HORIZON)
+
+    def close(self) -> None:
+        """Wait for the reads under way (none is left running) and let go of the frames."""
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        self.done.clear()
+
+
+def _snapshots(reads: _Reads, newest: datetime) -> tuple[list[pd.DataFrame], list[np.ndarray]]:
+    """``STACKED_SNAPSHOTS`` feature snapshots (newest first) and their labels: an order in the 90
+    days after each."""
     frames, labels = [], []
-    buyers = {} if buyers is None else buyers
     for i in range(STACKED_SNAPSHOTS):
         moment = newest - i * STACK_STEP
-        frame = first if i == 0 and first is not None else customer_features(wh, moment, snapshot=True)
+        frame = reads.features(moment)
         frames.append(frame)
-        window = (moment, moment + HORIZON)
-        if window not in buyers:
-            buyers[window] = purchase_labels(wh, *window)
-        labels.append(frame.index.isin(buyers[window]).astype(int))
+        labels.append(frame.index.isin(reads.buyers(moment, moment + HORIZON)).astype(int))
     return frames, labels
 
 
@@ -183,19 +223,20 @@ def reliability(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict[str, 
     return table
 
 
-def train_propensity(wh: Warehouse, as_of: datetime) -> tuple[Any | None, dict[str, Any]]:
-    """Fit on (T0, T0 + 90 d], evaluate on (T1, as_of], refit on the latter. Returns (model, card part)."""
+def train_propensity(wh: Warehouse, as_of: datetime, reads: _Reads | None = None) -> tuple[Any | None, dict[str, Any]]:
+    """Fit on (T0, T0 + 90 d], evaluate on (T1, as_of], refit on the latter. Returns (model, card
+    part). ``reads``: the run's reads (prefetched by :func:`build_segments`), else read here."""
     from sklearn.metrics import brier_score_loss, roc_auc_score
 
+    reads = reads or _Reads(wh)
     t1 = as_of - HORIZON
     t0 = t1 - HORIZON
-    train_frames, train_labels = _snapshots(wh, t0)
+    train_frames, train_labels = _snapshots(reads, t0)
     params = bgnbd.fit_frame(train_frames[0])  # BG/NBD on the training snapshot only
     train_x, train_y = _with_bgnbd(train_frames, params), np.concatenate(train_labels)
-    test_raw = customer_features(wh, t1, snapshot=True)
+    test_raw = reads.features(t1)
     test_x = bgnbd.features(test_raw, params)
-    buyers = {(t1, as_of): purchase_labels(wh, t1, as_of)}  # label windows read once (the refit reuses this one)
-    test_y = test_x.index.isin(buyers[(t1, as_of)]).astype(int)
+    test_y = test_x.index.isin(reads.buyers(t1, as_of)).astype(int)  # the refit's newest window too
     card: dict[str, Any] = {
         "target": "at least one order in the 90 days after as_of",
         "features": PROPENSITY_FEATURES,
@@ -237,7 +278,7 @@ def train_propensity(wh: Warehouse, as_of: datetime) -> tuple[Any | None, dict[s
         card["candidates"] = {name: {k: v for k, v in figures.items() if k != "reliability"}
                               for name, figures in held_out.items()}
         # refit on the latest windows (BG/NBD fitted again on the newest of them)
-        latest_frames, latest_labels = _snapshots(wh, t1, first=test_raw, buyers=buyers)
+        latest_frames, latest_labels = _snapshots(reads, t1)
         params = bgnbd.fit_frame(test_raw)
         model = _fit_propensity(_design(_with_bgnbd(latest_frames, params)), np.concatenate(latest_labels),
                                 kinds[chosen])
@@ -261,14 +302,19 @@ def build_segments(wh: Warehouse, as_of: datetime, store: ModelStore | None = No
 
     day: date = as_of.date()
     version = f"{MODEL}@{day.isoformat()}"
-    features = customer_features(wh, as_of)
-    scores = rfm_scores(features)
-    segment = pd.Series(NO_ORDER, index=features.index, dtype=object)
-    centroids: dict[str, list[float]] = {}
-    if len(scores):
-        named, centroids = name_segments(scores)
-        segment.loc[named.index] = named
-    model, propensity_card = train_propensity(wh, as_of)
+    reads = _Reads(wh, prefetch=True)
+    try:
+        reads.prefetch(as_of)
+        features = reads.features(as_of, snapshot=False)
+        scores = rfm_scores(features)
+        segment = pd.Series(NO_ORDER, index=features.index, dtype=object)
+        centroids: dict[str, list[float]] = {}
+        if len(scores):
+            named, centroids = name_segments(scores)
+            segment.loc[named.index] = named
+        model, propensity_card = train_propensity(wh, as_of, reads)
+    finally:
+        reads.close()
     propensity = (model.predict_proba(_design(bgnbd.features(features, model.bgnbd_params_)))[:, 1]
                   if model is not None and len(features)
                   else np.full(len(features), np.nan))
