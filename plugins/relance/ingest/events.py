@@ -589,7 +589,9 @@ def write_batch(wh: Warehouse, batch: ParsedBatch, conn) -> dict[str, int]:
         private = wh.private_stage("stage_customer_traits", conn)
         if not private:
             wh.execute("ingest/clear_stage_traits", {"batch_id": batch_id}, conn)
-        wh.insert_rows("stage_customer_traits", [{**r, "batch_id": batch_id} for r in traits], conn)
+        for row in traits:  # the batch's own rows (no copy of a million dicts)
+            row["batch_id"] = batch_id
+        wh.insert_rows("stage_customer_traits", traits, conn)
         # every event of the chunk new (the usual case): none of its calls was loaded from another
         # file, the duplicate-delivery probe of the merge would keep every row — skip it
         merge = "ingest/merge_customer_traits_new" if new_events == len(batch.events) else \
@@ -686,27 +688,36 @@ def fold_consent(changes: list[dict[str, Any]]) -> bool | None:
     return state
 
 
-def _as_datetime(value: Any) -> datetime:
-    return datetime.fromisoformat(value) if isinstance(value, str) else value
+def _tuples(wh: Warehouse, name: str, params: dict[str, Any], conn) -> list:
+    """The rows of a query as the driver's tuples (no dict per row: refresh_customers reads every
+    trait of every customer an onboarding file touches)."""
+    return conn.execute(wh.statement(name, params), wh.params(params)).fetchall()
 
 
 def refresh_customers(wh: Warehouse, conn, customer_ids: list[str]) -> None:
     """Fold ``customer_traits`` and ``consent_changes`` into ``customers`` for some customers."""
-    for start in range(0, len(customer_ids), 1000):
-        ids = customer_ids[start:start + 1000]
-        rows = wh.query("ingest/customer_traits_for", {"customer_ids": ids}, conn)
+    for start in range(0, len(customer_ids), 5000):
+        ids = customer_ids[start:start + 5000]
         folded: dict[str, dict[str, Any]] = {}
-        for row in rows:
-            cust = folded.setdefault(row["customer_id"], {"customer_id": row["customer_id"], "updated_at": None})
-            cust[row["trait"]] = row["value"]
-            observed = _as_datetime(row["observed_at"])
+        for customer_id, trait, value, observed, _us in _tuples(wh, "ingest/customer_traits_for",
+                                                                {"customer_ids": ids}, conn):
+            cust = folded.get(customer_id)
+            if cust is None:
+                cust = folded[customer_id] = {"customer_id": customer_id, "updated_at": None}
+            cust[trait] = value
+            if observed.__class__ is str:
+                observed = datetime.fromisoformat(observed)
             if cust["updated_at"] is None or observed > cust["updated_at"]:
                 cust["updated_at"] = observed
         history: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        for row in wh.query("ingest/consent_history_for", {"customer_ids": ids}, conn):
-            history.setdefault((row["customer_id"], row["channel"]), []).append(row)
-            cust = folded.setdefault(row["customer_id"], {"customer_id": row["customer_id"], "updated_at": None})
-            changed = _as_datetime(row["changed_at"])
+        for customer_id, channel, opt_in, source, changed, _us, _mid in _tuples(
+                wh, "ingest/consent_history_for", {"customer_ids": ids}, conn):
+            history.setdefault((customer_id, channel), []).append({"opt_in": opt_in, "source": source})
+            cust = folded.get(customer_id)
+            if cust is None:
+                cust = folded[customer_id] = {"customer_id": customer_id, "updated_at": None}
+            if changed.__class__ is str:
+                changed = datetime.fromisoformat(changed)
             if cust["updated_at"] is None or changed > cust["updated_at"]:
                 cust["updated_at"] = changed
         out = []
