@@ -3,7 +3,8 @@
 
 Runs every day as of the run's `data_interval_end` (midnight UTC), on the warehouse only.
 Trains an item-item recommender (cosine kNN, scipy.sparse) on implicit feedback — views,
-wishlists, carts and orders, weighted and time-decayed (`include/sql/ml/interactions.sql`) —
+wishlists, carts and orders, weighted and time-decayed (`include/sql/ml/order_lines.sql`, read
+once and shared with the repeat purchases and complements, and `include/sql/ml/interactions.sql`) —
 and writes, replacing what a previous run for the same day wrote:
 
 * `recommendations`: each customer's top N for the day (`rank` from 1), never a product the

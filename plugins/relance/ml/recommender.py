@@ -2,7 +2,8 @@
 popularity fallback and repurchase intervals.
 
 * **Feedback**: views (1), wishlists (2), carts (3) and orders (5) per customer and product,
-  each touch decayed by its age (``include/sql/ml/interactions.sql``), summed, then ``log1p``
+  each touch decayed by its age (orders: ``include/sql/ml/order_lines.sql``, read once; browsing:
+  ``include/sql/ml/interactions.sql``), summed, then ``log1p``
   so that a weekly coffee buyer does not drown everything else.
 * **Item-item**: cosine similarity between product columns (scipy.sparse, shrunk towards 0 for
   products with little support), the ``NEIGHBOURS`` best neighbours kept per product. At most
