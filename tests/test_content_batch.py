@@ -1,10 +1,10 @@
 """Content queries fetched for many rows at once (relance.dispatch.content.query_many /
-fetch_content, what the send loop does: one statement for many rows on PostgreSQL, the per-row
-statement through the DB-API cursor on SQLite) give exactly what the per-row query gives, row
+fetch_content, what the send loop does: the per-row statement through the DB-API cursor, every
+set in one pipelined round trip on PostgreSQL, in one read transaction on SQLite) give exactly what the per-row query gives, row
 by row and in its order — for every content query of include/sql/content, on both backends, against a
 small shop with every table the queries read (learned neighbours, up-sells, complements,
 personal and fallback recommendations, consumables, segments, views, carts, searches, folded
-digest items), with more parameter sets than one statement takes and repeated sets."""
+digest items), with more parameter sets than one fetch takes and repeated sets."""
 
 from __future__ import annotations
 
@@ -105,7 +105,7 @@ def test_every_content_query_fetched_for_many_rows_is_the_per_row_query(wh, tmp_
         sets = [{name: rng.choice(POOL[name]) for name in names} for _ in range(2 * CONTENT_CHUNK + 17)]
         sets += sets[:9]  # repeated sets (fetched once)
         per_row = [wh.query(f"content/{query}", params) for params in sets]
-        with wh.pinned(autocommit=True) as reader:  # as the send loop reads (the cursor's path on SQLite)
+        with wh.pinned(autocommit=True) as reader:  # as the send loop reads (through the cursor)
             assert query_many(reader, query, sets) == per_row, query
         nonempty += sum(1 for rows in per_row if len(rows) > 1)
     assert nonempty > 100  # the shop gives the queries something to order

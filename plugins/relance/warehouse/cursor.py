@@ -81,27 +81,35 @@ class CursorStatements:
         return count, rows
 
     def query_each(self, name: str, param_sets: list[Mapping[str, Any]]) -> list[list[dict[str, Any]]]:
-        """The rows (dicts) of the query of ``include/sql/<name>.sql`` for each parameter set, on
-        SQLite in one read transaction (one snapshot, no write lock), on PostgreSQL one round
-        trip each."""
+        """The rows (dicts) of the query of ``include/sql/<name>.sql`` for each parameter set:
+        on SQLite one execution each of the statement compiled once, in one read transaction
+        (one snapshot, no write lock); on PostgreSQL all of them in one round trip (psycopg's
+        ``executemany`` in pipeline mode, the statement prepared once)."""
+        if not param_sets:
+            return []
         sql, to_db, cursor = self._text(name), self.to_db, self.cursor
+        values = [{key: to_db(value) for key, value in params.items()} for params in param_sets]
         results = []
         try:
             if self.is_sqlite:
                 cursor.execute("BEGIN")
+                try:
+                    for one in values:
+                        cursor.execute(sql, one)
+                        keys = [column[0] for column in cursor.description]
+                        results.append([dict(zip(keys, row, strict=True)) for row in cursor.fetchall()])
+                finally:
+                    cursor.execute("COMMIT")
+                return results
             try:
-                for params in param_sets:
-                    values = {key: to_db(value) for key, value in params.items()}
-                    if self.is_sqlite:
-                        cursor.execute(sql, values)
-                    else:
-                        cursor.execute(sql, values, prepare=True)
+                cursor.executemany(sql, values, returning=True)
+                while True:
                     keys = [column[0] for column in cursor.description]
                     results.append([dict(zip(keys, row, strict=True)) for row in cursor.fetchall()])
+                    if not cursor.nextset():
+                        break
             finally:
-                if self.is_sqlite:
-                    cursor.execute("COMMIT")
-                elif not self.raw.autocommit:
+                if not self.raw.autocommit:
                     self.raw.commit()
         except self.driver_error as exc:
             raise sa.exc.DBAPIError.instance(name, None, exc, self.driver_error, hide_parameters=True) from exc
