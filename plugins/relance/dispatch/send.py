@@ -3,7 +3,9 @@ send, record the outcome — the send-time rules of :data:`relance.dispatch.poli
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -86,18 +88,25 @@ def send_batch(wh: Warehouse, batch_id: str, campaigns: dict[str, Campaign], sen
     a few small transactions per message, none opening a connection of its own."""
     if getattr(sender, "sms", None) is None:
         sender.sms = SmsSender()
-    with wh.pinned() as pinned, wh.pinned(autocommit=True) as reader, wh.pinned(autocommit=True) as recorder:
+    with contextlib.ExitStack() as held:
+        pinned, reader, recorder = (held.enter_context(wh.pinned(autocommit=autocommit))
+                                    for autocommit in (False, True, True))
+        claimer = None
         if not wh.is_sqlite:
             recorder.execute("outbox/outcome_async_commit")
-        return _send_rows(pinned, batch_id, campaigns, sender, as_of, clock, reader, recorder)
+            claimer = held.enter_context(wh.pinned(autocommit=True))
+        return _send_rows(pinned, batch_id, campaigns, sender, as_of, clock, reader, recorder, claimer)
 
 
 def _send_rows(wh: Warehouse, batch_id: str, campaigns: dict[str, Campaign], sender: SesSender,
                as_of: datetime, clock=None, reader: Warehouse | None = None,
-               recorder: Warehouse | None = None) -> dict[str, int]:
+               recorder: Warehouse | None = None, claimer: Warehouse | None = None) -> dict[str, int]:
     """Send one batch. Safe to retry: rows another attempt left ``sending`` are reconciled or
     marked ``unknown``, never sent again; the rows still ``queued`` in the batch are taken back
-    (a new lease) and sent. ``reader``: content queries and the claims (each one statement);
+    (a new lease) and sent. ``reader``: content queries, and the claims unless ``claimer``;
+    ``claimer`` (PostgreSQL, where a claim waits for the WAL flush): the claims, made by the
+    courier that then calls SES — one at a time, each committed before its call — so that
+    the wait overlaps the next rows' rendering instead of holding up this thread;
     ``recorder``: the outcomes (on PostgreSQL without waiting for the WAL flush)."""
     as_of = utc(as_of)
     clock = clock or settings.wall_clock
@@ -112,7 +121,8 @@ def _send_rows(wh: Warehouse, batch_id: str, campaigns: dict[str, Campaign], sen
     ambiguous_in_a_row, last_reason = 0, None
     reader, out = reader or wh, recorder or wh
     # the claim and the outcome, once per message: straight through the DB-API cursor
-    claims, outcomes = _cursor(reader), _cursor(out)
+    claims, outcomes = _cursor(claimer or reader), _cursor(out)
+    claiming = threading.Lock()  # the claimer's connection: one courier at a time
     content: dict[str, dict[str, list[dict[str, Any]]]] = {}
     content_until, content_at = 0, 0.0  # rows[:content_until] have their content fetched, at content_at
 
@@ -143,9 +153,9 @@ def _send_rows(wh: Warehouse, batch_id: str, campaigns: dict[str, Campaign], sen
         nonlocal ambiguous_in_a_row, last_reason
         key = row["send_key"]
         if isinstance(prepared, Ready):
-            if call is None:
+            outcome = call.result() if call is not None else None
+            if outcome is None:
                 return  # another run or attempt has it
-            outcome = call.result()
         else:
             outcome = prepared
         if outcome.status == "retry":
@@ -166,9 +176,21 @@ def _send_rows(wh: Warehouse, batch_id: str, campaigns: dict[str, Campaign], sen
         ambiguous_in_a_row = ambiguous_in_a_row + 1 if outcome.status == "unknown" and outcome.called_ses else 0
         last_reason = outcome.reason
 
+    def claim(row: dict[str, Any]) -> int:
+        """Claim the row ``sending`` (committed): 0 when another run or attempt has it."""
+        return claims.execute("outbox/claim_for_sending", {"send_key": row["send_key"], "batch_id": batch_id,
+                                                           "claimed_at": clock()})
+
+    def claim_and_deliver(prepared: Ready, row: dict[str, Any]) -> Outcome | None:
+        """In a courier: the claim (committed), then the SES call; None when not claimed."""
+        with claiming:
+            claimed = claim(row)
+        return deliver(prepared, row, sender, clock) if claimed else None
+
     # Up to ``window`` SES calls are in flight, each in a courier thread, while this thread
     # prepares the next rows (content queries, render, MIME) and writes: a row is claimed
-    # (``sending``, committed) before its call is handed over, and its outcome recorded after the
+    # (``sending``, committed) before its call — by this thread before handing the call over, or
+    # on PostgreSQL by the courier right before it calls —, and its outcome recorded after the
     # call returns, oldest first — the same writes, in the same order per row, as one row at a
     # time would make. The pacer spaces the departures whatever the number of couriers.
     window = max(1, settings.send_concurrency())
@@ -181,8 +203,9 @@ def _send_rows(wh: Warehouse, batch_id: str, campaigns: dict[str, Campaign], sen
                 getattr(sender.pacer, "expect", lambda _: None)(len(rows) - done)  # slots: no more than rows left
                 prepared = upcoming.result()
                 call = None
-                if isinstance(prepared, Ready) and claims.execute("outbox/claim_for_sending", {
-                        "send_key": row["send_key"], "batch_id": batch_id, "claimed_at": clock()}):
+                if isinstance(prepared, Ready) and claimer is not None:
+                    call = couriers.submit(claim_and_deliver, prepared, row)
+                elif isinstance(prepared, Ready) and claim(row):
                     call = couriers.submit(deliver, prepared, row, sender, clock)
                 in_flight.append((row, prepared, call))
                 upcoming = _attempt(prepare, done + 1) if done + 1 < len(rows) else None
