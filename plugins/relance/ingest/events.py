@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -179,7 +179,14 @@ def _text(value: Any) -> str | None:
 
 def _identifier(value: Any, field_name: str) -> str | None:
     """userId / anonymousId / messageId: a string (or an integer), else the line is rejected."""
-    if value is None or value == "":
+    if value.__class__ is str:  # the usual case, first
+        if not value:
+            return None
+        text = clean_text(value).strip()
+        if len(text) > 512:
+            raise Reject(field_name, f"{field_name} longer than 512 characters")
+        return text or None
+    if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise Reject(field_name, f"{field_name} must be a string, got {type(value).__name__}")
@@ -197,6 +204,7 @@ def _bool_flag(value: Any) -> bool | None:
     return None
 
 
+@lru_cache(maxsize=1024)  # the same few trait names, line after line
 def snake_case(name: str) -> str:
     """Segment's camelCase trait names (``firstName``, ``createdAt``) → the contract's names."""
     return _CAMEL.sub("_", name).lower()
