@@ -69,6 +69,8 @@ INGEST_TABLES = ("events", "orders", "order_items", "customers", "customer_trait
 _LOCALE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
 _DATE_PREFIX = re.compile(r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})(?:$|[T ])")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+#: json.dumps(…, separators=(",", ":"), ensure_ascii=False, default=str), its encoder made once
+_encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
 
 
 class Reject(ValueError):
@@ -509,7 +511,7 @@ def parse_call(call: Any, batch: ParsedBatch, now: datetime, line_no: int = 0) -
         "message_id": message_id, "type": kind, "event": event, "customer_id": customer_id,
         "anonymous_id": anonymous_id, "occurred_at": one.at, "occurred_us": one.us, "product_id": product_id,
         "order_id": order_id, "points_balance": points_balance,
-        "properties": clean_text(json.dumps(properties, separators=(",", ":"), ensure_ascii=False, default=str)),
+        "properties": clean_text(_encode_json(properties)),
         "source_file": batch.source_file, "loaded_at": now,
     })
 
