@@ -128,8 +128,8 @@ def _send_rows(wh: Warehouse, batch_id: str, campaigns: dict[str, Campaign], sen
 
     def prepare(index: int) -> Outcome | Ready:
         """What to do with ``rows[index]``, from reads and rendering only (no write). Its content
-        comes with that of the next rows (one statement per content query), fetched when the
-        row is prepared — again if the last fetch is CONTENT_MAX_AGE old."""
+        comes with that of the next CONTENT_CHUNK rows (each content query run for all of them
+        at once), fetched when the row is prepared — again if that fetch is CONTENT_MAX_AGE old."""
         nonlocal content, content_until, content_at
         row = rows[index]
         campaign = campaigns.get(row["campaign_id"])

@@ -1,14 +1,15 @@
 """SQL files run straight through the DB-API cursor of a pinned connection, for the few
-statements a loop runs once per message (the send loop's claim and outcome): the file read
-and converted to the driver's parameter style once, the parameters converted as
-:meth:`Warehouse.to_db` does, no SQLAlchemy statement, compilation or result object per run.
+statements a loop runs once per message (the send loop's claim, outcome and content queries,
+the rate limiter's reservations): the file read and converted to the driver's parameter style
+once, the parameters converted as :meth:`Warehouse.to_db` does, no SQLAlchemy statement,
+compilation or result object per run.
 
-Each statement still commits on its own, as through :meth:`Warehouse.execute`: on SQLite in a
+Each write still commits on its own, as through :meth:`Warehouse.execute`: on SQLite in a
 ``BEGIN IMMEDIATE`` transaction (one writer at a time, the busy timeout honoured), on
 PostgreSQL as one autocommit round trip on a connection pinned with ``autocommit=True``,
 server-side prepared (psycopg ``prepare=True``) — committed by itself on a connection pinned
-without. A driver error comes as SQLAlchemy's
-(``OperationalError`` …, parameters hidden), as from any statement.
+without. A driver error comes as SQLAlchemy's (``OperationalError`` …, parameters hidden), as
+from any statement.
 """
 
 from __future__ import annotations
@@ -114,9 +115,6 @@ class CursorStatements:
         except self.driver_error as exc:
             raise sa.exc.DBAPIError.instance(name, None, exc, self.driver_error, hide_parameters=True) from exc
         return results
-
-    def close(self) -> None:
-        self.cursor.close()
 
 
 def _driver_error(raw: Any) -> type[Exception]:
