@@ -704,21 +704,20 @@ def _tuples(wh: Warehouse, name: str, params: dict[str, Any], conn) -> list:
     return conn.execute(wh.statement(name, params), wh.params(params)).fetchall()
 
 
+#: the columns of ingest/customer_fields_for.sql
+_CUSTOMER_FIELDS = ("customer_id", "email", "first_name", "last_name", "phone", "birthday", "locale",
+                    "context_locale", "timezone", "context_timezone", "created_at", "updated_at")
+
+
 def refresh_customers(wh: Warehouse, conn, customer_ids: list[str]) -> None:
     """Fold ``customer_traits`` and ``consent_changes`` into ``customers`` for some customers."""
     for start in range(0, len(customer_ids), 5000):
         ids = customer_ids[start:start + 5000]
         folded: dict[str, dict[str, Any]] = {}
-        for customer_id, trait, value, observed, _us in _tuples(wh, "ingest/customer_traits_for",
-                                                                {"customer_ids": ids}, conn):
-            cust = folded.get(customer_id)
-            if cust is None:
-                cust = folded[customer_id] = {"customer_id": customer_id, "updated_at": None}
-            cust[trait] = value
-            if observed.__class__ is str:
-                observed = datetime.fromisoformat(observed)
-            if cust["updated_at"] is None or observed > cust["updated_at"]:
-                cust["updated_at"] = observed
+        for row in _tuples(wh, "ingest/customer_fields_for", {"customer_ids": ids}, conn):
+            cust = folded[row[0]] = dict(zip(_CUSTOMER_FIELDS, row, strict=True))
+            if cust["updated_at"].__class__ is str:
+                cust["updated_at"] = datetime.fromisoformat(cust["updated_at"])
         history: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for customer_id, channel, opt_in, source, changed, _us, _mid in _tuples(
                 wh, "ingest/consent_history_for", {"customer_ids": ids}, conn):
