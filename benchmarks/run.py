@@ -173,13 +173,16 @@ def _size(n: int) -> str:
 def _detail(row: dict) -> str:
     res = row.get("result") or {}
     if "lines" in res:
-        return f"{res['lines']:,} lines"
-    if row["stage"].startswith("plan_") and isinstance(res, dict):
-        replicated = " (on a 100k warehouse replicated 10×: `benchmarks.replicate`)" if row.get("warehouse") else ""
-        return f"{sum(v for v in res.values() if isinstance(v, int)):,} messages planned{replicated}"
-    if "customers" in res:
-        return f"{res['customers']:,} customers"
-    return ""
+        detail = f"{res['lines']:,} lines"
+    elif row["stage"].startswith("plan_") and isinstance(res, dict):
+        detail = f"{sum(v for v in res.values() if isinstance(v, int)):,} messages planned"
+    elif "customers" in res:
+        detail = f"{res['customers']:,} customers"
+    else:
+        detail = ""
+    if row.get("warehouse") == "replicated":
+        detail += " (on a 100k warehouse replicated 10×: `benchmarks.replicate`)"
+    return detail
 
 
 def _cell(row: dict) -> str:
