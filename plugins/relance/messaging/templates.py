@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
@@ -50,8 +51,13 @@ def normalise_locale(locale: str | None) -> str:
 
 @cache
 def environment(locale: str) -> ImmutableSandboxedEnvironment:
+    """One Jinja environment per locale and process. ``auto_reload`` off: a template is read and
+    compiled once, not checked against its file's mtime at every render (five ``stat`` calls a
+    message, each a chance for the send task's courier threads to take the GIL) — every Airflow
+    task runs in a process of its own, so an edited template takes effect at the next task."""
     env = ImmutableSandboxedEnvironment(
         loader=FileSystemLoader(str(settings.TEMPLATES_DIR)),
+        auto_reload=False,
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
         undefined=StrictUndefined,
         trim_blocks=False,
@@ -61,11 +67,16 @@ def environment(locale: str) -> ImmutableSandboxedEnvironment:
     return env
 
 
+@cache
+def locale_of(templates_dir: Path, template: str, locale: str) -> str:
+    """``locale`` if ``template`` has a folder for it, else the fallback (looked up once per
+    process, like the templates themselves)."""
+    return locale if (templates_dir / template / locale).is_dir() else FALLBACK_LOCALE
+
+
 def render(template: str, locale: str | None, context: dict[str, Any]) -> Rendered:
     """Render the three parts of ``template`` for ``locale``; raise TemplateRenderError."""
-    loc = normalise_locale(locale)
-    if not (settings.TEMPLATES_DIR / template / loc).is_dir():
-        loc = FALLBACK_LOCALE
+    loc = locale_of(settings.TEMPLATES_DIR, template, normalise_locale(locale))
     env = environment(loc)
     try:
         subject = env.get_template(f"{template}/{loc}/subject.txt").render(context)
