@@ -10,7 +10,7 @@ import email.policy
 import functools
 import hashlib
 import hmac
-import secrets
+import random
 from dataclasses import dataclass, field
 from email import quoprimime
 from email.header import Header
@@ -164,10 +164,15 @@ def _part(subtype: str, body: str) -> str:
             f"Content-Transfer-Encoding: {encoding}\r\n\r\n{payload}\r\n")  # its last line ends too
 
 
+_BOUNDARIES = random.Random()  # seeded once from the OS; a boundary must be absent from its bodies, not secret
+
+
 def _boundary(*bodies: str) -> str:
-    """A boundary none of the parts contains (``=_`` never occurs in quoted-printable)."""
+    """A boundary none of the parts contains (``=_`` never occurs in quoted-printable). Drawn
+    from a PRNG seeded once, not ``os.urandom`` per message (a system call, where the send loop
+    hands the GIL to a courier thread): the loop below makes it absent from the bodies."""
     while True:
-        boundary = f"=_relance_{secrets.token_hex(12)}"
+        boundary = f"=_relance_{_BOUNDARIES.getrandbits(96):024x}"
         if not any(boundary in body for body in bodies):
             return boundary
 
