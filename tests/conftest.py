@@ -14,7 +14,9 @@ fixture: a metadata database, ``dag.test``) ``airflow``. ``make test-fast`` = SQ
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -29,6 +31,7 @@ BIN = Path(sys.executable).parent
 
 # Airflow reads its configuration once, at import: set it before anything imports airflow.
 _AIRFLOW_HOME = tempfile.mkdtemp(prefix="relance-airflow-home-")
+atexit.register(shutil.rmtree, _AIRFLOW_HOME, ignore_errors=True)  # one per test process: not left in /tmp
 os.environ.update({
     "AIRFLOW_HOME": _AIRFLOW_HOME,
     "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
