@@ -181,18 +181,13 @@ def _text(value: Any) -> str | None:
 
 def _identifier(value: Any, field_name: str) -> str | None:
     """userId / anonymousId / messageId: a string (or an integer), else the line is rejected."""
-    if value.__class__ is str:  # the usual case, first
-        if not value:
+    if value.__class__ is not str:  # a string is the usual case: one test and it goes on
+        if value is None:
             return None
-        text = clean_text(value).strip()
-        if len(text) > 512:
-            raise Reject(field_name, f"{field_name} longer than 512 characters")
-        return text or None
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise Reject(field_name, f"{field_name} must be a string, got {type(value).__name__}")
-    text = clean_text(str(value)).strip()
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise Reject(field_name, f"{field_name} must be a string, got {type(value).__name__}")
+        value = str(value)
+    text = clean_text(value).strip()
     if len(text) > 512:
         raise Reject(field_name, f"{field_name} longer than 512 characters")
     return text or None
