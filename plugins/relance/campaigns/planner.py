@@ -95,6 +95,15 @@ DUE_WINDOWS = 4
 ANALYZE_AFTER_PLANNED = 10_000
 
 
+def _horizon_start(campaign: Campaign, as_of: datetime, live_since: datetime | None) -> datetime:
+    """Steps due in ``(horizon_start, as_of]`` are planned: ``max_lateness`` back, and nothing
+    due before go-live (``live_since``, itself included)."""
+    horizon_start = as_of - campaign.max_lateness_td
+    if live_since is not None:
+        horizon_start = max(horizon_start, live_since - timedelta(microseconds=1))
+    return horizon_start
+
+
 def due_windows(campaign: Campaign, as_of: datetime, live_since: datetime | None = None) -> dict[str, datetime]:
     """The trigger times that make some step due now, for trigger SQL to filter on.
 
@@ -107,9 +116,7 @@ def due_windows(campaign: Campaign, as_of: datetime, live_since: datetime | None
     the customers whose latest order is 90, 180 or 365 days old (± max_lateness), not at a year
     of customers. Meaningless for per-row delay offsets and local-day triggers (don't use them
     there)."""
-    horizon_start = as_of - campaign.max_lateness_td
-    if live_since is not None:
-        horizon_start = max(horizon_start, live_since - timedelta(microseconds=1))
+    horizon_start = _horizon_start(campaign, as_of, live_since)
     windows = sorted((horizon_start - step.delay_td, as_of - step.delay_td) for step in campaign.steps)
     merged: list[tuple[datetime, datetime]] = []
     for start, end in windows:
@@ -133,9 +140,7 @@ def offset_due_window(campaign: Campaign, as_of: datetime, live_since: datetime 
     ``(horizon_start - longest delay, as_of - shortest delay]``, a second wider either side (the
     SQL adds the offset in floating point; :func:`plan_rows` keeps the exact test). The SQL
     keeps only those rows instead of returning every purchase of its lookback."""
-    horizon_start = as_of - campaign.max_lateness_td
-    if live_since is not None:
-        horizon_start = max(horizon_start, live_since - timedelta(microseconds=1))
+    horizon_start = _horizon_start(campaign, as_of, live_since)
     delays = [step.delay_td for step in campaign.steps]
     return {"offset_due_from_epoch": (horizon_start - max(delays)).timestamp() - 1,
             "offset_due_to_epoch": (as_of - min(delays)).timestamp() + 1}
@@ -153,9 +158,7 @@ def plan_rows(campaign: Campaign, triggers: list[dict[str, Any]], as_of: datetim
     with ``skip_history`` plans nothing for a trigger anchored before it (``trigger_at``, or
     the optional ``history_at`` column: an order's status notice is anchored at the order).
     """
-    horizon_start = as_of - campaign.max_lateness_td
-    if live_since is not None:
-        horizon_start = max(horizon_start, live_since - timedelta(microseconds=1))
+    horizon_start = _horizon_start(campaign, as_of, live_since)
     # per step, parsed once: most trigger rows make no step due this hour (a first run reads
     # every replenishment purchase of 280 days), so nothing else is computed for them
     steps = [(number, step, step.delay_td, campaign.channels_for(step))
