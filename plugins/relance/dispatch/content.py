@@ -8,7 +8,6 @@ sections, a row outside the send loop)."""
 from __future__ import annotations
 
 import json
-import re
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -18,15 +17,14 @@ from relance.campaigns.config import Campaign, Step
 from relance.dispatch.digests import digest_sections
 from relance.timeutil import utc
 from relance.warehouse import Warehouse, load_sql
-from relance.warehouse.cursor import CursorStatements
-
-_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+from relance.warehouse.cursor import cursor_statements
+from relance.warehouse.sqlfiles import PARAM
 
 
 @cache
 def query_params(query: str) -> frozenset[str]:
     """The ``:name`` parameters of a content query."""
-    return frozenset(_PARAM.findall(load_sql(f"content/{query}")))
+    return frozenset(PARAM.findall(load_sql(f"content/{query}")))
 
 
 def _param(key: str, value: Any) -> Any:
@@ -106,8 +104,9 @@ def query_many(wh: Warehouse, query: str, param_sets: list[dict[str, Any]]) -> l
             distinct[key] = len(unique)
             unique.append(params)
         which.append(distinct[key])
-    if getattr(wh, "_pinned", None) is not None:
-        results = CursorStatements(wh).query_each(f"content/{query}", unique)
+    statements = cursor_statements(wh)
+    if statements is not None:
+        results = statements.query_each(f"content/{query}", unique)
     else:
         results = [wh.query(f"content/{query}", params) for params in unique]
     return [results[i] for i in which]

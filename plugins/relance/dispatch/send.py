@@ -24,7 +24,7 @@ from relance.messaging.sms_text import E164, MAX_SEGMENTS, count_segments
 from relance.messaging.templates import TemplateRenderError, render, render_sms
 from relance.timeutil import utc
 from relance.warehouse import Warehouse
-from relance.warehouse.cursor import CursorStatements
+from relance.warehouse.cursor import CursorStatements, cursor_statements
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +231,7 @@ def _send_rows(wh: Warehouse, batch_id: str, campaigns: dict[str, Campaign], sen
 
 def _cursor(wh: Warehouse) -> CursorStatements | Warehouse:
     """A pinned warehouse's statements through its DB-API cursor; any other as they are."""
-    return CursorStatements(wh) if getattr(wh, "_pinned", None) is not None else wh
+    return cursor_statements(wh) or wh
 
 
 @dataclass

@@ -38,7 +38,7 @@ from collections import deque
 from typing import Any, Protocol
 
 from relance import settings
-from relance.warehouse.cursor import CursorStatements
+from relance.warehouse.cursor import cursor_statements
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class WarehouseSlots:
         self.limiter_id = limiter_id
         self.wh.execute("ratelimit/ensure_rate_limiter", {"limiter_id": limiter_id})
         # a reservation every few sends: straight through the DB-API cursor (the same statement)
-        self._cursor = CursorStatements(self.wh) if getattr(self.wh, "_pinned", None) is not None else None
+        self._cursor = cursor_statements(self.wh)
 
     def close(self) -> None:
         try:

@@ -14,15 +14,12 @@ from any statement.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
 
-from relance.warehouse.sqlfiles import load_sql
-
-_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+from relance.warehouse.sqlfiles import PARAM, load_sql
 
 
 class CursorStatements:
@@ -42,7 +39,7 @@ class CursorStatements:
         if sql is None:
             sql = load_sql(name)
             if not self.is_sqlite:  # psycopg: %(name)s, a literal % doubled; sqlite3 takes :name as it is
-                sql = _PARAM.sub(lambda m: f"%({m.group(1)})s", sql.replace("%", "%%"))
+                sql = PARAM.sub(lambda m: f"%({m.group(1)})s", sql.replace("%", "%%"))
             self._sql[name] = sql
         return sql
 
@@ -115,6 +112,12 @@ class CursorStatements:
         except self.driver_error as exc:
             raise sa.exc.DBAPIError.instance(name, None, exc, self.driver_error, hide_parameters=True) from exc
         return results
+
+
+def cursor_statements(wh: Any) -> CursorStatements | None:
+    """``wh``'s statements through the DB-API cursor of its pinned connection; None for a
+    warehouse that holds no connection (each of its statements opens its own: run them on it)."""
+    return CursorStatements(wh) if getattr(wh, "_pinned", None) is not None else None
 
 
 def _driver_error(raw: Any) -> type[Exception]:

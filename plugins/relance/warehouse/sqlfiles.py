@@ -7,6 +7,9 @@ from functools import cache
 
 from relance import settings
 
+#: A bound parameter ``:name`` of our SQL files (not a ``::type`` cast, not inside a word).
+PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
 
 @cache
 def load_sql(name: str) -> str:
