@@ -8,6 +8,7 @@ neither imports the other's internals. See :mod:`relance.ml.recommender` for the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -82,6 +83,22 @@ def order_lines(wh: Warehouse, as_of: datetime, holdout_run: str = "") -> pd.Dat
     return frame
 
 
+def pair_keys(customer_ids: pd.Series, product_ids: pd.Series
+              ) -> tuple[np.ndarray, Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]]:
+    """One int64 key per (customer, product) row — grouping on it is much cheaper than on two
+    columns of strings — and the function that turns keys back into (customer ids, product ids)."""
+    customers, customer_index = pd.factorize(customer_ids)
+    products, product_index = pd.factorize(product_ids)
+    width = max(len(product_index), 1)
+    customer_index = np.asarray(customer_index, dtype=object)
+    product_index = np.asarray(product_index, dtype=object)
+
+    def ids(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return customer_index[keys // width], product_index[keys % width]
+
+    return customers.astype(np.int64) * width + products, ids
+
+
 def _decay(moments: pd.Series, as_of: datetime) -> np.ndarray:
     """The decay weight of each moment (UTC timestamps): interactions.sql's step function."""
     end = pd.Timestamp(as_of)
@@ -116,11 +133,8 @@ def interactions(wh: Warehouse, as_of: datetime, holdout_run: str = "",
     weight = np.concatenate([KIND_WEIGHTS["order"] * _decay(stamps, as_of),
                              pd.to_numeric(browsing["weight"]).to_numpy(float)
                              * browsing["kind"].map(KIND_WEIGHTS).fillna(0.0).to_numpy(float)])
-    customers, customer_index = pd.factorize(pd.concat([lines["customer_id"], browsing["customer_id"]],
-                                                       ignore_index=True))
-    products, product_index = pd.factorize(pd.concat([lines["product_id"], browsing["product_id"]],
-                                                     ignore_index=True))
-    key = customers.astype(np.int64) * max(len(product_index), 1) + products
+    key, pair_ids = pair_keys(pd.concat([lines["customer_id"], browsing["customer_id"]], ignore_index=True),
+                              pd.concat([lines["product_id"], browsing["product_id"]], ignore_index=True))
     frame = pd.DataFrame({"key": key, "weight": weight,
                           "bought": np.concatenate([np.ones(n_lines, bool), np.zeros(n_browsing, bool)]),
                           "last_bought_days": np.concatenate([epoch_days(stamps) if n_lines else np.zeros(0),
@@ -129,10 +143,8 @@ def interactions(wh: Warehouse, as_of: datetime, holdout_run: str = "",
     grouped = frame.groupby("key", sort=False).agg(weight=("weight", "sum"), bought=("bought", "max"),
                                                    last_bought_days=("last_bought_days", "max"),
                                                    quantity=("quantity", "sum"))
-    keys = grouped.index.to_numpy(np.int64)
-    width = max(len(product_index), 1)
-    return pd.DataFrame({"customer_id": np.asarray(customer_index, dtype=object)[keys // width],
-                         "product_id": np.asarray(product_index, dtype=object)[keys % width],
+    customer_ids, product_ids = pair_ids(grouped.index.to_numpy(np.int64))
+    return pd.DataFrame({"customer_id": customer_ids, "product_id": product_ids,
                          "weight": grouped["weight"].to_numpy(float), "bought": grouped["bought"].to_numpy(bool),
                          "last_bought_days": grouped["last_bought_days"].to_numpy(float),
                          "quantity": grouped["quantity"].to_numpy(float)})

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from relance.ml.itemknn import ItemKNN, interactions, order_lines
+from relance.ml.itemknn import ItemKNN, interactions, order_lines, pair_keys
 from relance.warehouse import Warehouse
 
 MIN_GAP_DAYS = 3.0
@@ -103,10 +103,8 @@ def repeat_orders(lines: pd.DataFrame) -> pd.DataFrame:
     columns = ["customer_id", "product_id", "ordered_at", "quantity"]
     if lines.empty:
         return pd.DataFrame(columns=columns)
-    customers, customer_index = pd.factorize(lines["customer_id"])
-    products, product_index = pd.factorize(lines["product_id"])
+    pair, pair_ids = pair_keys(lines["customer_id"], lines["product_id"])
     orders, _ = pd.factorize(lines["order_id"])
-    pair = customers.astype(np.int64) * max(len(product_index), 1) + products
     per_line = pd.DataFrame({"pair": pair, "order": orders, "ordered_at": lines["ordered_at"].array,
                              "quantity": lines["quantity"].to_numpy(float)})
     grouped = per_line.groupby(["pair", "order"], sort=False)
@@ -114,10 +112,8 @@ def repeat_orders(lines: pd.DataFrame) -> pd.DataFrame:
                               "quantity": grouped["quantity"].sum(min_count=1)}).reset_index()
     orders_per_pair = per_order["pair"].map(per_order["pair"].value_counts())
     per_order = per_order[orders_per_pair.to_numpy() >= 2]
-    width = max(len(product_index), 1)
-    keys = per_order["pair"].to_numpy(np.int64)
-    return pd.DataFrame({"customer_id": np.asarray(customer_index, dtype=object)[keys // width],
-                         "product_id": np.asarray(product_index, dtype=object)[keys % width],
+    customer_ids, product_ids = pair_ids(per_order["pair"].to_numpy(np.int64))
+    return pd.DataFrame({"customer_id": customer_ids, "product_id": product_ids,
                          "ordered_at": per_order["ordered_at"].array,
                          "quantity": per_order["quantity"].to_numpy(float)})
 
