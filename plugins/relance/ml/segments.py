@@ -171,11 +171,8 @@ class _Reads:
         if self.pool is None:
             return
         self._get(("features", as_of, False), customer_features, as_of, False)
-        t1 = as_of - HORIZON
-        t0 = t1 - HORIZON
-        for newest in (t0, t1):
-            for i in range(STACKED_SNAPSHOTS):
-                moment = newest - i * STACK_STEP
+        for newest in _windows(as_of):
+            for moment in _stack(newest):
                 self._get(("features", moment, True), customer_features, moment, True)
                 self._get(("buyers", moment, moment + HORIZON), purchase_labels, moment, moment + HORIZON)
 
@@ -186,12 +183,23 @@ class _Reads:
         self.done.clear()
 
 
+def _windows(as_of: datetime) -> tuple[datetime, datetime]:
+    """(T0, T1): the propensity model is fitted on the snapshots as of T0 (labels up to T1),
+    evaluated on T1 (labels up to as_of), then refitted on the snapshots as of T1."""
+    t1 = as_of - HORIZON
+    return t1 - HORIZON, t1
+
+
+def _stack(newest: datetime) -> list[datetime]:
+    """The moments of the ``STACKED_SNAPSHOTS`` feature snapshots ending at ``newest``, newest first."""
+    return [newest - i * STACK_STEP for i in range(STACKED_SNAPSHOTS)]
+
+
 def _snapshots(reads: _Reads, newest: datetime) -> tuple[list[pd.DataFrame], list[np.ndarray]]:
     """``STACKED_SNAPSHOTS`` feature snapshots (newest first) and their labels: an order in the 90
     days after each."""
     frames, labels = [], []
-    for i in range(STACKED_SNAPSHOTS):
-        moment = newest - i * STACK_STEP
+    for moment in _stack(newest):
         frame = reads.features(moment)
         frames.append(frame)
         labels.append(frame.index.isin(reads.buyers(moment, moment + HORIZON)).astype(int))
@@ -229,8 +237,7 @@ def train_propensity(wh: Warehouse, as_of: datetime, reads: _Reads | None = None
     from sklearn.metrics import brier_score_loss, roc_auc_score
 
     reads = reads or _Reads(wh)
-    t1 = as_of - HORIZON
-    t0 = t1 - HORIZON
+    t0, t1 = _windows(as_of)
     train_frames, train_labels = _snapshots(reads, t0)
     params = bgnbd.fit_frame(train_frames[0])  # BG/NBD on the training snapshot only
     train_x, train_y = _with_bgnbd(train_frames, params), np.concatenate(train_labels)
@@ -243,7 +250,7 @@ def train_propensity(wh: Warehouse, as_of: datetime, reads: _Reads | None = None
         "training_window": {"features_as_of": t0.isoformat(), "label_window": [t0.isoformat(), t1.isoformat()],
                             "customers": int(len(train_y)), "positives": int(train_y.sum()),
                             "fitted_on": int(min(len(train_y), MAX_FIT_ROWS)),
-                            "stacked_snapshots": [(t0 - i * STACK_STEP).isoformat() for i in range(STACKED_SNAPSHOTS)]},
+                            "stacked_snapshots": [moment.isoformat() for moment in _stack(t0)]},
         "bgnbd": {k: round(v, 4) if isinstance(v, float) else v for k, v in params.items()},
         "held_out_window": {"features_as_of": t1.isoformat(), "label_window": [t1.isoformat(), as_of.isoformat()],
                             "customers": int(len(test_y)), "positives": int(test_y.sum())},
